@@ -1,0 +1,564 @@
+package mgmt
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/accounting"
+	"github.com/buzon-mail/buzon/internal/testcert"
+	"github.com/buzon-mail/buzon/mgmt/client"
+)
+
+type harness struct {
+	srv   *Server
+	addr  string
+	users *fakeUsers
+	mail  *fakeMail
+	stats *fakeStats
+	pause *fakePause
+	rt    *fakeRuntime
+	thr   *fakeThrottle
+}
+
+func start(t *testing.T, mod func(*Config)) *harness {
+	t.Helper()
+	h := &harness{
+		users: newFakeUsers(),
+		mail:  newFakeMail(),
+		stats: &fakeStats{},
+		pause: &fakePause{},
+		rt:    &fakeRuntime{},
+		thr:   &fakeThrottle{},
+	}
+	h.rt.maxUsers.Store(10)
+	h.rt.maxConns.Store(1000)
+	h.users.max = h.rt.MaxUsers
+	cfg := Config{
+		Users: h.users, Mail: h.mail, Stats: h.stats, Pause: h.pause,
+		Runtime: h.rt, Throttle: h.thr,
+		DeletedDir:          t.TempDir(),
+		TransformConfigured: true,
+		LoginTimeout:        5 * time.Second,
+		IdleTimeout:         5 * time.Second,
+		TrustLoopback:       true,
+		RandomPassword:      func() string { return "Rnd0mPass" },
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	h.srv = New(cfg)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.addr = l.Addr().String()
+	served := make(chan error, 1)
+	go func() { served <- h.srv.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := h.srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return h
+}
+
+// raw is a scripted send/expect dialog over a real socket.
+type raw struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t *testing.T, addr string) *raw {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r := &raw{t: t, c: c, br: bufio.NewReader(c)}
+	r.expect(Greeting)
+	return r
+}
+
+func (r *raw) send(s string) {
+	r.t.Helper()
+	if _, err := io.WriteString(r.c, s); err != nil {
+		r.t.Fatalf("send %q: %v", s, err)
+	}
+}
+
+func (r *raw) line() (string, error) {
+	_ = r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	l, err := r.br.ReadString('\n')
+	if err != nil {
+		return l, err
+	}
+	if !strings.HasSuffix(l, "\r\n") {
+		r.t.Fatalf("line %q does not end in CRLF", l)
+	}
+	return strings.TrimSuffix(l, "\r\n"), nil
+}
+
+func (r *raw) expect(want ...string) {
+	r.t.Helper()
+	for _, w := range want {
+		got, err := r.line()
+		if err != nil {
+			r.t.Fatalf("want %q, got error %v", w, err)
+		}
+		if got != w {
+			r.t.Fatalf("want %q, got %q", w, got)
+		}
+	}
+}
+
+// expectClosed waits for the server to close the connection.
+func (r *raw) expectClosed() {
+	r.t.Helper()
+	for {
+		l, err := r.line()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "reset") {
+				return
+			}
+			r.t.Fatalf("want close, got %v", err)
+		}
+		_ = l
+	}
+}
+
+func (r *raw) login() {
+	r.t.Helper()
+	r.send("USER admin\r\nPASS secret\r\n")
+	r.expect("+OK USER", "+OK PASS")
+}
+
+func login(t *testing.T, addr, user, pw string) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Timeout = 5 * time.Second
+	t.Cleanup(func() { c.Close() })
+	if err := c.Login(user, pw); err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	return c
+}
+
+func do(t *testing.T, c *client.Client, cmd string, args ...string) *client.Reply {
+	t.Helper()
+	r, err := c.Do(cmd, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	return r
+}
+
+func TestAuthPhase(t *testing.T) {
+	h := start(t, nil)
+	h.users.Add("bob", "bobpw", false)
+	tests := []struct {
+		name   string
+		script []string // alternating send, expect... ; "" send means expect only
+	}{
+		{"capa before login", []string{"CAPA\r\n", "+OK CAPA", "CAPA", "USER <name>", "PASS <password>", "QUIT", "."}},
+		{"lower case and LF only", []string{"user admin\npass secret\n", "+OK USER", "+OK PASS"}},
+		{"unknown user looks like any USER", []string{"USER nobody\r\n", "+OK USER", "PASS x\r\n", "-ERR AUTHENTICATION FAILED"}},
+		{"wrong password", []string{"USER admin\r\nPASS nope\r\n", "+OK USER", "-ERR AUTHENTICATION FAILED"}},
+		{"not an admin", []string{"USER bob\r\nPASS bobpw\r\n", "+OK USER", "-ERR AUTHENTICATION FAILED"}},
+		{"PASS first", []string{"PASS secret\r\n", "-ERR USER FIRST"}},
+		{"active command before login", []string{"STATUS\r\n", "-ERR AUTHENTICATION REQUIRED"}},
+		{"unknown command", []string{"FOO\r\n", "-ERR UNKNOWN COMMAND"}},
+		{"missing argument", []string{"USER\r\n", "-ERR INVALID ARGUMENTS"}},
+		{"no TLS configured", []string{"STLS\r\n", "-ERR TLS NOT AVAILABLE"}},
+		{"retry after failure", []string{"USER admin\r\nPASS x\r\nUSER admin\r\nPASS secret\r\n", "+OK USER", "-ERR AUTHENTICATION FAILED", "+OK USER", "+OK PASS"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := dialRaw(t, h.addr)
+			for _, s := range tc.script {
+				if strings.HasSuffix(s, "\n") {
+					r.send(s)
+				} else {
+					r.expect(s)
+				}
+			}
+			r.send("QUIT\r\n")
+			r.expect("+OK GOODBYE")
+			r.expectClosed()
+		})
+	}
+}
+
+func TestPlaintextRefusedForRemote(t *testing.T) {
+	h := start(t, func(c *Config) { c.TrustLoopback = false })
+	r := dialRaw(t, h.addr)
+	r.send("USER admin\r\nPASS secret\r\n")
+	r.expect("+OK USER", "-ERR PLAINTEXT AUTHENTICATION DISALLOWED WITHOUT TLS")
+}
+
+func TestThrottleClosesSession(t *testing.T) {
+	h := start(t, nil)
+	h.thr.closeAt = 2
+	r := dialRaw(t, h.addr)
+	r.send("USER admin\r\nPASS a\r\n")
+	r.expect("+OK USER", "-ERR AUTHENTICATION FAILED")
+	r.send("USER admin\r\nPASS b\r\n")
+	r.expect("+OK USER", "-ERR AUTHENTICATION FAILED")
+	r.expectClosed()
+	// Blocked addresses are turned away even with the right password.
+	r = dialRaw(t, h.addr)
+	r.send("USER admin\r\nPASS secret\r\n")
+	r.expect("+OK USER", "-ERR AUTHENTICATION FAILED")
+	r.expectClosed()
+}
+
+func TestFigures(t *testing.T) {
+	h := start(t, nil)
+	h.stats.st = accounting.Stats{
+		Historic: 7, Live: 3, Rejected: 2, BytesSent: 1000, BytesReceived: 500,
+		SMTPHistoric: 4, SMTPLive: 1, POP3Historic: 3, POP3Live: 2, MGMTLive: 1,
+		MessagesAccepted: 5, MessagesDelivered: 6, MessagesRetrieved: 2, MessagesDeleted: 1,
+		Started: time.Now().Add(-90 * time.Second),
+	}
+	r := dialRaw(t, h.addr)
+	r.login()
+	r.send("HISTORIC_CONNEC\r\nlive_connec\r\nBytes_Trans\r\nNOOP\r\nUSERS\r\n")
+	r.expect("+OK HISTORIC_CONNEC", "HISTORIC CONNECTIONS: 7", ".",
+		"+OK LIVE_CONNEC", "LIVE CONNECTIONS: 3", ".",
+		"+OK BYTES_TRANS", "BYTES SENT: 1000", "BYTES RECEIVED: 500", ".",
+		"+OK NOOP", ".",
+		"+OK USERS", "USER COUNT: 1", "admin", ".")
+	h.pause.Pause(30 * time.Second)
+	defer h.pause.Resume()
+	r.send("STATUS\r\n")
+	r.expect("+OK STATUS",
+		"HISTORIC CONNECTIONS: 7", "LIVE CONNECTIONS: 3", "REJECTED CONNECTIONS: 2",
+		"BYTES SENT: 1000", "BYTES RECEIVED: 500",
+		"SMTP HISTORIC CONNECTIONS: 4", "SMTP LIVE CONNECTIONS: 1",
+		"POP3 HISTORIC CONNECTIONS: 3", "POP3 LIVE CONNECTIONS: 2",
+		"MGMT LIVE CONNECTIONS: 1",
+		"MESSAGES ACCEPTED: 5", "MESSAGES DELIVERED: 6", "MESSAGES RETRIEVED: 2", "MESSAGES DELETED: 1",
+		"TOTAL USERS: 1", "MAX USERS: 10", "MAX CONNECTIONS: 1000", "TRANSFORMATIONS: OFF",
+		"PAUSED SECONDS LEFT: 30")
+	up, _ := r.line()
+	if up != "UPTIME SECONDS: 90" && up != "UPTIME SECONDS: 91" {
+		t.Fatalf("uptime line %q", up)
+	}
+	r.expect(".")
+	r.send("CAPA\r\n")
+	want := []string{"+OK CAPA"}
+	for _, c := range activeCommands {
+		want = append(want, c.synopsis)
+	}
+	r.expect(append(want, ".")...)
+}
+
+func TestLimitsAndTransform(t *testing.T) {
+	h := start(t, nil)
+	h.users.Add("u1", "pw1", false)
+	h.users.Add("u2", "pw2", false)
+	steps := []struct{ send, want string }{
+		{"MAX_USERS 5", "+OK MAX_USERS|MAX USERS CHANGED SUCCESSFULLY|."},
+		{"MAX_USERS 2", "-ERR INVALID MAX USERS"}, // below the 3 accounts
+		{"MAX_USERS 0", "-ERR INVALID MAX USERS"},
+		{"MAX_USERS -4", "-ERR INVALID MAX USERS"},
+		{"MAX_USERS abc", "-ERR INVALID MAX USERS"},
+		{"MAX_USERS", "-ERR INVALID MAX USERS"},
+		{"MAX_USERS 3", "+OK MAX_USERS|MAX USERS CHANGED SUCCESSFULLY|."},
+		{"ADD_USER u3 pw3", "-ERR MAX USERS REACHED"},
+		{"MAX_CONNEC 2", "+OK MAX_CONNEC|MAX CONNECTIONS CHANGED SUCCESSFULLY|."},
+		{"MAX_CONNEC 0", "-ERR INVALID MAX CONNECTIONS"},
+		{"MAX_CONNEC 1000001", "-ERR INVALID MAX CONNECTIONS"},
+		{"MAX_CONNEC 99999999999999", "-ERR INVALID MAX CONNECTIONS"},
+		{"MAX_CONNEC 1000000", "+OK MAX_CONNEC|MAX CONNECTIONS CHANGED SUCCESSFULLY|."},
+		{"TRANSFORM", "+OK TRANSFORM|TRANSFORMATIONS: OFF|."},
+		{"TRANSFORM on", "+OK TRANSFORM|TRANSFORMATIONS: ON|."},
+		{"TRANSFORM", "+OK TRANSFORM|TRANSFORMATIONS: ON|."},
+		{"TRANSFORM OFF", "+OK TRANSFORM|TRANSFORMATIONS: OFF|."},
+		{"TRANSFORM MAYBE", "-ERR INVALID ARGUMENTS"},
+		{"TIMEOUT 0", "-ERR INVALID TIMEOUT"},
+		{"TIMEOUT 86401", "-ERR INVALID TIMEOUT"},
+		{"TIMEOUT x", "-ERR INVALID TIMEOUT"},
+		{"RESUME", "-ERR NOT PAUSED"},
+	}
+	r := dialRaw(t, h.addr)
+	r.login()
+	for _, s := range steps {
+		r.send(s.send + "\r\n")
+		r.expect(strings.Split(s.want, "|")...)
+	}
+	if h.rt.MaxUsers() != 3 || h.rt.MaxConnections() != 1000000 || h.rt.TransformEnabled() {
+		t.Fatalf("runtime not applied: %d %d %v", h.rt.MaxUsers(), h.rt.MaxConnections(), h.rt.TransformEnabled())
+	}
+	h.srv.SetTransformConfigured(false)
+	r.send("TRANSFORM ON\r\nTRANSFORM OFF\r\n")
+	r.expect("-ERR NO TRANSFORM COMMAND CONFIGURED", "+OK TRANSFORM", "TRANSFORMATIONS: OFF", ".")
+}
+
+func TestAccounts(t *testing.T) {
+	h := start(t, nil)
+	h.users.Add("admin2", "pw", true)
+	r := dialRaw(t, h.addr)
+	r.login()
+	steps := []struct{ send, want string }{
+		{"ADD_USER Carol pw1", "+OK ADD_USER|USER ADDED SUCCESSFULLY|."},
+		{"ADD_USER carol pw2", "-ERR USER ALREADY EXISTS"},
+		{"ADD_USER ../etc pw", "-ERR INVALID USERNAME"},
+		{"ADD_USER postmaster pw", "-ERR INVALID USERNAME"},
+		{"ADD_USER dave " + strings.Repeat("p", 73), "-ERR INVALID PASSWORD"},
+		{"ADD_USER dave", "-ERR INVALID ARGUMENTS"},
+		{"RESET_USER_PASSWORD carol", "+OK RESET_USER_PASSWORD|PASSWORD RESET SUCCESSFULLY|NEW PASSWORD: Rnd0mPass|."},
+		{"RESET_USER_PASSWORD nobody", "-ERR USER NOT FOUND"},
+		{"DELETE_USER nobody", "-ERR USER NOT FOUND"},
+		{"DELETE_USER ../x", "-ERR USER NOT FOUND"},
+		{"DELETE_USER admin", "-ERR ADMIN CANNOT BE DELETED"},
+		{"CHANGE_PASSWORD wrong new", "-ERR INVALID PASSWORD"},
+		{"CHANGE_PASSWORD secret " + strings.Repeat("x", 73), "-ERR INVALID PASSWORD"},
+		{"CHANGE_PASSWORD secret newsecret", "+OK CHANGE_PASSWORD|PASSWORD CHANGED SUCCESSFULLY|."},
+	}
+	for _, s := range steps {
+		r.send(s.send + "\r\n")
+		r.expect(strings.Split(s.want, "|")...)
+	}
+	if !h.mail.has("carol") {
+		t.Fatal("ADD_USER did not create the Maildir")
+	}
+	if h.users.password("carol") != "Rnd0mPass" || h.users.password("admin") != "newsecret" {
+		t.Fatal("passwords not changed")
+	}
+	// A POP3 session holds carol's maildrop.
+	release, _ := h.mail.Hold("carol")
+	r.send("DELETE_USER carol\r\n")
+	r.expect("-ERR USER IN USE")
+	release()
+	r.send("DELETE_USER carol\r\n")
+	r.expect("+OK DELETE_USER", "USER DELETED SUCCESSFULLY", ".")
+	if h.mail.has("carol") || len(h.mail.archived) != 1 {
+		t.Fatal("Maildir not archived")
+	}
+	// The last admin: admin2 logs in and deletes admin; then admin2 is last.
+	c := login(t, h.addr, "admin2", "pw")
+	if rep := do(t, c, "DELETE_USER", "admin"); !rep.OK {
+		t.Fatalf("delete admin: %+v", rep)
+	}
+	// admin's own session sees its account gone at the next command.
+	r.send("NOOP\r\n")
+	r.expect("-ERR AUTHENTICATION REQUIRED")
+	r.expectClosed()
+	if rep := do(t, c, "DELETE_USER", "admin2"); rep.OK || rep.Status != "ADMIN CANNOT BE DELETED" {
+		t.Fatalf("delete self: %+v", rep)
+	}
+}
+
+func TestFraming(t *testing.T) {
+	h := start(t, nil)
+	r := dialRaw(t, h.addr)
+	r.login()
+	// Exactly 512 octets with CRLF is fine; 513 is too long, and the session
+	// goes on with the next line.
+	ok := "NOOP" + strings.Repeat(" ", 512-2-4) + "\r\n"
+	long := "NOOP" + strings.Repeat(" ", 512-2-4+1) + "\r\n"
+	r.send(ok + long + "NOOP\r\n")
+	r.expect("+OK NOOP", ".", "-ERR LINE TOO LONG", "+OK NOOP", ".")
+	// A very long line (several buffers) is discarded as one.
+	r.send(strings.Repeat("A", 5000) + "\nNOOP\n")
+	r.expect("-ERR LINE TOO LONG", "+OK NOOP", ".")
+	r.send("NO\x00OP\r\n\xff\xfe\r\n\r\nN0OP\r\n")
+	r.expect("-ERR INVALID COMMAND LINE", "-ERR INVALID COMMAND LINE", "-ERR INVALID COMMAND LINE", "-ERR INVALID COMMAND LINE")
+	// The bad-line count resets after a good command: 9 more bad ones are
+	// tolerated, the 10th in a row closes.
+	r.send("NOOP\r\n")
+	r.expect("+OK NOOP", ".")
+	for range 9 {
+		r.send("BOGUS\r\n")
+		r.expect("-ERR UNKNOWN COMMAND")
+	}
+	r.send("BOGUS\r\n")
+	r.expect("-ERR TOO MANY BAD COMMANDS")
+	r.expectClosed()
+}
+
+func TestFloodRefusedCleanly(t *testing.T) {
+	h := start(t, nil)
+	garbage := []string{
+		strings.Repeat("\x00", 3000),
+		strings.Repeat("\xff", 100) + "\n",
+		strings.Repeat("x", 1<<20), // one endless line
+	}
+	for _, g := range garbage {
+		c, err := net.Dial("tcp", h.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { io.WriteString(c, strings.Repeat(g+"\n", 20)) }()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err != nil && !strings.Contains(err.Error(), "reset") {
+			t.Fatalf("server did not close: %v", err)
+		}
+		c.Close()
+	}
+	r := dialRaw(t, h.addr)
+	r.login()
+	r.send("NOOP\r\n")
+	r.expect("+OK NOOP", ".")
+}
+
+func TestTimeoutAndResume(t *testing.T) {
+	h := start(t, nil)
+	a := login(t, h.addr, "admin", "secret")
+	startT := time.Now()
+	rep := do(t, a, "TIMEOUT", "1")
+	if el := time.Since(startT); !rep.OK || el < 900*time.Millisecond || el > 3*time.Second {
+		t.Fatalf("TIMEOUT 1: %+v after %v", rep, el)
+	}
+	if len(rep.Lines) != 1 || rep.Lines[0] != "TIMEOUT COMPLETED" {
+		t.Fatalf("TIMEOUT lines %q", rep.Lines)
+	}
+	if h.pause.Remaining() != 0 {
+		t.Fatal("still paused")
+	}
+
+	// A long pause; a second admin sees it in STATUS and ends it.
+	if err := a.Send("TIMEOUT", "3600"); err != nil {
+		t.Fatal(err)
+	}
+	b := login(t, h.addr, "admin", "secret")
+	waitFor(t, func() bool { return h.pause.Remaining() > 0 })
+	if n, _ := do(t, b, "STATUS").Int("PAUSED SECONDS LEFT"); n < 3590 {
+		t.Fatalf("paused seconds left %d", n)
+	}
+	if rep := do(t, b, "RESUME"); !rep.OK || rep.Lines[0] != "SERVICE RESUMED" {
+		t.Fatalf("RESUME: %+v", rep)
+	}
+	rep, err := a.ReadReply(true)
+	if err != nil || !rep.OK || rep.Status != "TIMEOUT" {
+		t.Fatalf("waiting TIMEOUT: %+v %v", rep, err)
+	}
+	if rep := do(t, a, "NOOP"); !rep.OK {
+		t.Fatal("session did not go on after TIMEOUT")
+	}
+}
+
+func TestTimeoutAdminVanishes(t *testing.T) {
+	h := start(t, nil)
+	a := login(t, h.addr, "admin", "secret")
+	if err := a.Send("TIMEOUT", "1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return h.pause.Remaining() > 0 })
+	a.Close()
+	// The session ends at once (its slot is free) and the pause on time.
+	waitFor(t, func() bool {
+		h.srv.mu.Lock()
+		defer h.srv.mu.Unlock()
+		return len(h.srv.conns) == 0
+	})
+	waitFor(t, func() bool { return h.pause.Remaining() == 0 })
+}
+
+func TestTimeoutExtends(t *testing.T) {
+	h := start(t, nil)
+	a := login(t, h.addr, "admin", "secret")
+	b := login(t, h.addr, "admin", "secret")
+	startT := time.Now()
+	a.Send("TIMEOUT", "2")
+	waitFor(t, func() bool { return h.pause.Remaining() > 0 })
+	b.Send("TIMEOUT", "1")
+	// Both are answered when the later end is reached.
+	for _, c := range []*client.Client{b, a} {
+		rep, err := c.ReadReply(true)
+		if err != nil || !rep.OK {
+			t.Fatalf("%+v %v", rep, err)
+		}
+		if el := time.Since(startT); el < 1900*time.Millisecond {
+			t.Fatalf("answered after %v, before the later end", el)
+		}
+	}
+}
+
+func TestShutdownEndsWaitingTimeout(t *testing.T) {
+	h := start(t, nil)
+	a := login(t, h.addr, "admin", "secret")
+	a.Send("TIMEOUT", "3600")
+	waitFor(t, func() bool { return h.pause.Remaining() > 0 })
+	idle := dialRaw(t, h.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	idle.expectClosed()
+	h.pause.Resume()
+}
+
+func TestLoginTimeout(t *testing.T) {
+	h := start(t, func(c *Config) { c.LoginTimeout = 200 * time.Millisecond })
+	r := dialRaw(t, h.addr)
+	r.send("USER admin\r\n")
+	r.expect("+OK USER")
+	r.expectClosed()
+}
+
+func TestSTLS(t *testing.T) {
+	cert := testcert.New(t)
+	h := start(t, func(c *Config) { c.TLS = cert.Server; c.TrustLoopback = false })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Timeout = 5 * time.Second
+	rep := do(t, c, "CAPA")
+	if !strings.Contains(strings.Join(rep.Lines, ","), "STLS") {
+		t.Fatalf("CAPA without STLS: %q", rep.Lines)
+	}
+	if err := c.StartTLS(cert.Client); err != nil {
+		t.Fatal(err)
+	}
+	rep = do(t, c, "CAPA")
+	if strings.Contains(strings.Join(rep.Lines, ","), "STLS") {
+		t.Fatalf("CAPA offers STLS again: %q", rep.Lines)
+	}
+	if rep := do(t, c, "STLS"); rep.OK {
+		t.Fatal("second STLS accepted")
+	}
+	if err := c.Login("admin", "secret"); err != nil {
+		t.Fatalf("login over TLS: %v", err)
+	}
+
+	// Plaintext injected behind STLS closes the session.
+	r := dialRaw(t, h.addr)
+	r.send("STLS\r\nUSER admin\r\n")
+	r.expectClosed()
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
