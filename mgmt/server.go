@@ -226,6 +226,13 @@ func (s *Server) serveConn(raw net.Conn) {
 	ss.serve()
 }
 
+// Sessions returns the number of open sessions.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // armRead sets the deadline of the next read, unless the server is shutting
 // down (then the session must end).
 func (s *Server) armRead(c net.Conn, deadline time.Time) bool {

@@ -1,4 +1,4 @@
-package mgmt
+package mgmt_test
 
 import (
 	"bufio"
@@ -12,66 +12,14 @@ import (
 
 	"github.com/buzon-mail/buzon/internal/accounting"
 	"github.com/buzon-mail/buzon/internal/testcert"
+	"github.com/buzon-mail/buzon/mgmt"
 	"github.com/buzon-mail/buzon/mgmt/client"
+	"github.com/buzon-mail/buzon/mgmt/mgmttest"
 )
 
-type harness struct {
-	srv   *Server
-	addr  string
-	users *fakeUsers
-	mail  *fakeMail
-	stats *fakeStats
-	pause *fakePause
-	rt    *fakeRuntime
-	thr   *fakeThrottle
-}
+type harness = mgmttest.Server
 
-func start(t *testing.T, mod func(*Config)) *harness {
-	t.Helper()
-	h := &harness{
-		users: newFakeUsers(),
-		mail:  newFakeMail(),
-		stats: &fakeStats{},
-		pause: &fakePause{},
-		rt:    &fakeRuntime{},
-		thr:   &fakeThrottle{},
-	}
-	h.rt.maxUsers.Store(10)
-	h.rt.maxConns.Store(1000)
-	h.users.max = h.rt.MaxUsers
-	cfg := Config{
-		Users: h.users, Mail: h.mail, Stats: h.stats, Pause: h.pause,
-		Runtime: h.rt, Throttle: h.thr,
-		DeletedDir:          t.TempDir(),
-		TransformConfigured: true,
-		LoginTimeout:        5 * time.Second,
-		IdleTimeout:         5 * time.Second,
-		TrustLoopback:       true,
-		RandomPassword:      func() string { return "Rnd0mPass" },
-	}
-	if mod != nil {
-		mod(&cfg)
-	}
-	h.srv = New(cfg)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.addr = l.Addr().String()
-	served := make(chan error, 1)
-	go func() { served <- h.srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := h.srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return h
-}
+func start(t *testing.T, mod func(*mgmt.Config)) *harness { return mgmttest.Start(t, mod) }
 
 // raw is a scripted send/expect dialog over a real socket.
 type raw struct {
@@ -88,7 +36,7 @@ func dialRaw(t *testing.T, addr string) *raw {
 	}
 	t.Cleanup(func() { c.Close() })
 	r := &raw{t: t, c: c, br: bufio.NewReader(c)}
-	r.expect(Greeting)
+	r.expect(mgmt.Greeting)
 	return r
 }
 
@@ -172,7 +120,7 @@ func do(t *testing.T, c *client.Client, cmd string, args ...string) *client.Repl
 
 func TestAuthPhase(t *testing.T) {
 	h := start(t, nil)
-	h.users.Add("bob", "bobpw", false)
+	h.Users.Add("bob", "bobpw", false)
 	tests := []struct {
 		name   string
 		script []string // alternating send, expect... ; "" send means expect only
@@ -191,7 +139,7 @@ func TestAuthPhase(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := dialRaw(t, h.addr)
+			r := dialRaw(t, h.Addr)
 			for _, s := range tc.script {
 				if strings.HasSuffix(s, "\n") {
 					r.send(s)
@@ -207,23 +155,23 @@ func TestAuthPhase(t *testing.T) {
 }
 
 func TestPlaintextRefusedForRemote(t *testing.T) {
-	h := start(t, func(c *Config) { c.TrustLoopback = false })
-	r := dialRaw(t, h.addr)
+	h := start(t, func(c *mgmt.Config) { c.TrustLoopback = false })
+	r := dialRaw(t, h.Addr)
 	r.send("USER admin\r\nPASS secret\r\n")
 	r.expect("+OK USER", "-ERR PLAINTEXT AUTHENTICATION DISALLOWED WITHOUT TLS")
 }
 
 func TestThrottleClosesSession(t *testing.T) {
 	h := start(t, nil)
-	h.thr.closeAt = 2
-	r := dialRaw(t, h.addr)
+	h.Throttle.CloseAt = 2
+	r := dialRaw(t, h.Addr)
 	r.send("USER admin\r\nPASS a\r\n")
 	r.expect("+OK USER", "-ERR AUTHENTICATION FAILED")
 	r.send("USER admin\r\nPASS b\r\n")
 	r.expect("+OK USER", "-ERR AUTHENTICATION FAILED")
 	r.expectClosed()
 	// Blocked addresses are turned away even with the right password.
-	r = dialRaw(t, h.addr)
+	r = dialRaw(t, h.Addr)
 	r.send("USER admin\r\nPASS secret\r\n")
 	r.expect("+OK USER", "-ERR AUTHENTICATION FAILED")
 	r.expectClosed()
@@ -231,13 +179,13 @@ func TestThrottleClosesSession(t *testing.T) {
 
 func TestFigures(t *testing.T) {
 	h := start(t, nil)
-	h.stats.st = accounting.Stats{
+	h.Stats.Set(accounting.Stats{
 		Historic: 7, Live: 3, Rejected: 2, BytesSent: 1000, BytesReceived: 500,
 		SMTPHistoric: 4, SMTPLive: 1, POP3Historic: 3, POP3Live: 2, MGMTLive: 1,
 		MessagesAccepted: 5, MessagesDelivered: 6, MessagesRetrieved: 2, MessagesDeleted: 1,
 		Started: time.Now().Add(-90 * time.Second),
-	}
-	r := dialRaw(t, h.addr)
+	})
+	r := dialRaw(t, h.Addr)
 	r.login()
 	r.send("HISTORIC_CONNEC\r\nlive_connec\r\nBytes_Trans\r\nNOOP\r\nUSERS\r\n")
 	r.expect("+OK HISTORIC_CONNEC", "HISTORIC CONNECTIONS: 7", ".",
@@ -245,8 +193,8 @@ func TestFigures(t *testing.T) {
 		"+OK BYTES_TRANS", "BYTES SENT: 1000", "BYTES RECEIVED: 500", ".",
 		"+OK NOOP", ".",
 		"+OK USERS", "USER COUNT: 1", "admin", ".")
-	h.pause.Pause(30 * time.Second)
-	defer h.pause.Resume()
+	h.Pause.Pause(30 * time.Second)
+	defer h.Pause.Resume()
 	r.send("STATUS\r\n")
 	r.expect("+OK STATUS",
 		"HISTORIC CONNECTIONS: 7", "LIVE CONNECTIONS: 3", "REJECTED CONNECTIONS: 2",
@@ -263,17 +211,16 @@ func TestFigures(t *testing.T) {
 	}
 	r.expect(".")
 	r.send("CAPA\r\n")
-	want := []string{"+OK CAPA"}
-	for _, c := range activeCommands {
-		want = append(want, c.synopsis)
-	}
-	r.expect(append(want, ".")...)
+	r.expect("+OK CAPA", "NOOP", "CAPA", "HISTORIC_CONNEC", "LIVE_CONNEC", "BYTES_TRANS",
+		"USERS", "STATUS", "MAX_USERS <n>", "MAX_CONNEC <n>", "TIMEOUT <seconds>", "RESUME",
+		"ADD_USER <name> <password>", "DELETE_USER <name>", "RESET_USER_PASSWORD <name>",
+		"CHANGE_PASSWORD <old> <new>", "TRANSFORM [ON|OFF]", "QUIT", ".")
 }
 
 func TestLimitsAndTransform(t *testing.T) {
 	h := start(t, nil)
-	h.users.Add("u1", "pw1", false)
-	h.users.Add("u2", "pw2", false)
+	h.Users.Add("u1", "pw1", false)
+	h.Users.Add("u2", "pw2", false)
 	steps := []struct{ send, want string }{
 		{"MAX_USERS 5", "+OK MAX_USERS|MAX USERS CHANGED SUCCESSFULLY|."},
 		{"MAX_USERS 2", "-ERR INVALID MAX USERS"}, // below the 3 accounts
@@ -298,24 +245,24 @@ func TestLimitsAndTransform(t *testing.T) {
 		{"TIMEOUT x", "-ERR INVALID TIMEOUT"},
 		{"RESUME", "-ERR NOT PAUSED"},
 	}
-	r := dialRaw(t, h.addr)
+	r := dialRaw(t, h.Addr)
 	r.login()
 	for _, s := range steps {
 		r.send(s.send + "\r\n")
 		r.expect(strings.Split(s.want, "|")...)
 	}
-	if h.rt.MaxUsers() != 3 || h.rt.MaxConnections() != 1000000 || h.rt.TransformEnabled() {
-		t.Fatalf("runtime not applied: %d %d %v", h.rt.MaxUsers(), h.rt.MaxConnections(), h.rt.TransformEnabled())
+	if h.Runtime.MaxUsers() != 3 || h.Runtime.MaxConnections() != 1000000 || h.Runtime.TransformEnabled() {
+		t.Fatalf("runtime not applied: %d %d %v", h.Runtime.MaxUsers(), h.Runtime.MaxConnections(), h.Runtime.TransformEnabled())
 	}
-	h.srv.SetTransformConfigured(false)
+	h.Srv.SetTransformConfigured(false)
 	r.send("TRANSFORM ON\r\nTRANSFORM OFF\r\n")
 	r.expect("-ERR NO TRANSFORM COMMAND CONFIGURED", "+OK TRANSFORM", "TRANSFORMATIONS: OFF", ".")
 }
 
 func TestAccounts(t *testing.T) {
 	h := start(t, nil)
-	h.users.Add("admin2", "pw", true)
-	r := dialRaw(t, h.addr)
+	h.Users.Add("admin2", "pw", true)
+	r := dialRaw(t, h.Addr)
 	r.login()
 	steps := []struct{ send, want string }{
 		{"ADD_USER Carol pw1", "+OK ADD_USER|USER ADDED SUCCESSFULLY|."},
@@ -337,24 +284,24 @@ func TestAccounts(t *testing.T) {
 		r.send(s.send + "\r\n")
 		r.expect(strings.Split(s.want, "|")...)
 	}
-	if !h.mail.has("carol") {
+	if !h.Mail.Has("carol") {
 		t.Fatal("ADD_USER did not create the Maildir")
 	}
-	if h.users.password("carol") != "Rnd0mPass" || h.users.password("admin") != "newsecret" {
+	if h.Users.Password("carol") != "Rnd0mPass" || h.Users.Password("admin") != "newsecret" {
 		t.Fatal("passwords not changed")
 	}
 	// A POP3 session holds carol's maildrop.
-	release, _ := h.mail.Hold("carol")
+	release, _ := h.Mail.Hold("carol")
 	r.send("DELETE_USER carol\r\n")
 	r.expect("-ERR USER IN USE")
 	release()
 	r.send("DELETE_USER carol\r\n")
 	r.expect("+OK DELETE_USER", "USER DELETED SUCCESSFULLY", ".")
-	if h.mail.has("carol") || len(h.mail.archived) != 1 {
+	if h.Mail.Has("carol") || len(h.Mail.Archived) != 1 {
 		t.Fatal("Maildir not archived")
 	}
 	// The last admin: admin2 logs in and deletes admin; then admin2 is last.
-	c := login(t, h.addr, "admin2", "pw")
+	c := login(t, h.Addr, "admin2", "pw")
 	if rep := do(t, c, "DELETE_USER", "admin"); !rep.OK {
 		t.Fatalf("delete admin: %+v", rep)
 	}
@@ -369,7 +316,7 @@ func TestAccounts(t *testing.T) {
 
 func TestFraming(t *testing.T) {
 	h := start(t, nil)
-	r := dialRaw(t, h.addr)
+	r := dialRaw(t, h.Addr)
 	r.login()
 	// Exactly 512 octets with CRLF is fine; 513 is too long, and the session
 	// goes on with the next line.
@@ -403,7 +350,7 @@ func TestFloodRefusedCleanly(t *testing.T) {
 		strings.Repeat("x", 1<<20), // one endless line
 	}
 	for _, g := range garbage {
-		c, err := net.Dial("tcp", h.addr)
+		c, err := net.Dial("tcp", h.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -414,7 +361,7 @@ func TestFloodRefusedCleanly(t *testing.T) {
 		}
 		c.Close()
 	}
-	r := dialRaw(t, h.addr)
+	r := dialRaw(t, h.Addr)
 	r.login()
 	r.send("NOOP\r\n")
 	r.expect("+OK NOOP", ".")
@@ -422,7 +369,7 @@ func TestFloodRefusedCleanly(t *testing.T) {
 
 func TestTimeoutAndResume(t *testing.T) {
 	h := start(t, nil)
-	a := login(t, h.addr, "admin", "secret")
+	a := login(t, h.Addr, "admin", "secret")
 	startT := time.Now()
 	rep := do(t, a, "TIMEOUT", "1")
 	if el := time.Since(startT); !rep.OK || el < 900*time.Millisecond || el > 3*time.Second {
@@ -431,7 +378,7 @@ func TestTimeoutAndResume(t *testing.T) {
 	if len(rep.Lines) != 1 || rep.Lines[0] != "TIMEOUT COMPLETED" {
 		t.Fatalf("TIMEOUT lines %q", rep.Lines)
 	}
-	if h.pause.Remaining() != 0 {
+	if h.Pause.Remaining() != 0 {
 		t.Fatal("still paused")
 	}
 
@@ -439,8 +386,8 @@ func TestTimeoutAndResume(t *testing.T) {
 	if err := a.Send("TIMEOUT", "3600"); err != nil {
 		t.Fatal(err)
 	}
-	b := login(t, h.addr, "admin", "secret")
-	waitFor(t, func() bool { return h.pause.Remaining() > 0 })
+	b := login(t, h.Addr, "admin", "secret")
+	waitFor(t, func() bool { return h.Pause.Remaining() > 0 })
 	if n, _ := do(t, b, "STATUS").Int("PAUSED SECONDS LEFT"); n < 3590 {
 		t.Fatalf("paused seconds left %d", n)
 	}
@@ -458,28 +405,24 @@ func TestTimeoutAndResume(t *testing.T) {
 
 func TestTimeoutAdminVanishes(t *testing.T) {
 	h := start(t, nil)
-	a := login(t, h.addr, "admin", "secret")
+	a := login(t, h.Addr, "admin", "secret")
 	if err := a.Send("TIMEOUT", "1"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return h.pause.Remaining() > 0 })
+	waitFor(t, func() bool { return h.Pause.Remaining() > 0 })
 	a.Close()
 	// The session ends at once (its slot is free) and the pause on time.
-	waitFor(t, func() bool {
-		h.srv.mu.Lock()
-		defer h.srv.mu.Unlock()
-		return len(h.srv.conns) == 0
-	})
-	waitFor(t, func() bool { return h.pause.Remaining() == 0 })
+	waitFor(t, func() bool { return h.Srv.Sessions() == 0 })
+	waitFor(t, func() bool { return h.Pause.Remaining() == 0 })
 }
 
 func TestTimeoutExtends(t *testing.T) {
 	h := start(t, nil)
-	a := login(t, h.addr, "admin", "secret")
-	b := login(t, h.addr, "admin", "secret")
+	a := login(t, h.Addr, "admin", "secret")
+	b := login(t, h.Addr, "admin", "secret")
 	startT := time.Now()
 	a.Send("TIMEOUT", "2")
-	waitFor(t, func() bool { return h.pause.Remaining() > 0 })
+	waitFor(t, func() bool { return h.Pause.Remaining() > 0 })
 	b.Send("TIMEOUT", "1")
 	// Both are answered when the later end is reached.
 	for _, c := range []*client.Client{b, a} {
@@ -495,22 +438,22 @@ func TestTimeoutExtends(t *testing.T) {
 
 func TestShutdownEndsWaitingTimeout(t *testing.T) {
 	h := start(t, nil)
-	a := login(t, h.addr, "admin", "secret")
+	a := login(t, h.Addr, "admin", "secret")
 	a.Send("TIMEOUT", "3600")
-	waitFor(t, func() bool { return h.pause.Remaining() > 0 })
-	idle := dialRaw(t, h.addr)
+	waitFor(t, func() bool { return h.Pause.Remaining() > 0 })
+	idle := dialRaw(t, h.Addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if err := h.srv.Shutdown(ctx); err != nil {
+	if err := h.Srv.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 	idle.expectClosed()
-	h.pause.Resume()
+	h.Pause.Resume()
 }
 
 func TestLoginTimeout(t *testing.T) {
-	h := start(t, func(c *Config) { c.LoginTimeout = 200 * time.Millisecond })
-	r := dialRaw(t, h.addr)
+	h := start(t, func(c *mgmt.Config) { c.LoginTimeout = 200 * time.Millisecond })
+	r := dialRaw(t, h.Addr)
 	r.send("USER admin\r\n")
 	r.expect("+OK USER")
 	r.expectClosed()
@@ -518,11 +461,11 @@ func TestLoginTimeout(t *testing.T) {
 
 func TestSTLS(t *testing.T) {
 	cert := testcert.New(t)
-	h := start(t, func(c *Config) { c.TLS = cert.Server; c.TrustLoopback = false })
+	h := start(t, func(c *mgmt.Config) { c.TLS = cert.Server; c.TrustLoopback = false })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, h.addr)
+	c, err := client.Dial(ctx, h.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -547,7 +490,7 @@ func TestSTLS(t *testing.T) {
 	}
 
 	// Plaintext injected behind STLS closes the session.
-	r := dialRaw(t, h.addr)
+	r := dialRaw(t, h.Addr)
 	r.send("STLS\r\nUSER admin\r\n")
 	r.expectClosed()
 }
