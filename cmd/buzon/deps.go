@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net"
 
@@ -41,5 +42,23 @@ type service struct {
 // listen opens addr, wraps it with the accountant and, for implicit TLS
 // (implicitTLS true), with TLS on top, and logs one line for the listener.
 func (d *deps) listen(addr string, opts accounting.ListenerOptions, implicitTLS bool) (net.Listener, error) {
-	panic("unimplemented")
+	if implicitTLS && d.tls == nil {
+		return nil, fmt.Errorf("listen %s: implicit TLS needs tls.cert_file and tls.key_file", addr)
+	}
+	raw, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s %s: %w", opts.Proto, addr, err)
+	}
+	if implicitTLS {
+		// The accountant refuses over TLS, after the handshake (SPEC §4, §5).
+		opts.TLS = d.tls
+	}
+	l := d.acct.Listener(raw, opts)
+	if implicitTLS {
+		// TLS wraps the accounting listener, so byte counts are raw socket
+		// bytes and the protocol server still sees a *tls.Conn.
+		l = tls.NewListener(l, d.tls)
+	}
+	d.logger.Info("listening", "protocol", opts.Proto.String(), "addr", raw.Addr().String(), "tls", implicitTLS)
+	return l, nil
 }

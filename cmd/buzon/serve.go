@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/buzon-mail/buzon/config"
+	"github.com/buzon-mail/buzon/internal/accounting"
+	"github.com/buzon-mail/buzon/internal/pause"
+	"github.com/buzon-mail/buzon/internal/state"
+	"github.com/buzon-mail/buzon/internal/throttle"
+	"github.com/buzon-mail/buzon/maildir"
+	"github.com/buzon-mail/buzon/users"
+	"github.com/spf13/cobra"
+)
+
+// errVRFYRemoved answers seed 1's -f flag.
+var errVRFYRemoved = errors.New("-f (the VRFY directory) was removed: VRFY now always answers 252 and discloses no accounts")
+
+func newServeCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the SMTP, POP3 and MGMT servers",
+		Long: `Run the SMTP, POP3 and MGMT servers.
+
+SIGINT/SIGTERM stop it (sessions get shutdown_grace to finish), SIGHUP reloads
+the configuration's reloadable keys, SIGUSR1 reopens the log file.`,
+		// Arguments are checked in RunE so that "-f FILE" gets its own message.
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("vrfy-directory") {
+				return errVRFYRemoved
+			}
+			if v, _ := cmd.Flags().GetBool("version"); v {
+				fmt.Fprintf(cmd.OutOrStdout(), "buzon %s\n", version)
+				return nil
+			}
+			if len(args) > 0 {
+				return fmt.Errorf("serve takes no arguments, got %q", args[0])
+			}
+			opts := config.Options{File: g.configFile, Flags: cmd.Flags()}
+			return serve(cmd.Context(), opts, cmd.ErrOrStderr())
+		},
+	}
+	addServeFlags(cmd)
+	f := cmd.Flags()
+	f.BoolP("version", "v", false, "print the version and exit")
+	f.StringP("vrfy-directory", "f", "", "removed (VRFY answers 252)")
+	f.Lookup("vrfy-directory").NoOptDefVal = " "
+	_ = f.MarkHidden("vrfy-directory")
+	return cmd
+}
+
+// server is one run of `buzon serve`.
+type server struct {
+	opts     config.Options
+	logs     *logSetup
+	log      *slog.Logger
+	cur      atomic.Pointer[config.Config]
+	certs    *certReloader
+	d        *deps
+	services []service
+}
+
+func serve(ctx context.Context, opts config.Options, stderr io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	// Subscribe before anything starts, so an early signal is not fatal.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+
+	cfg, meta, warns, err := config.Load(opts)
+	if err != nil {
+		return err
+	}
+	s := &server{opts: opts, logs: newLogSetup(stderr)}
+	if err := s.logs.apply(cfg.Log); err != nil {
+		return err
+	}
+	defer s.logs.sink.close()
+	s.log = s.logs.logger()
+	s.cur.Store(cfg)
+	for _, w := range warns {
+		s.log.Warn("configuration", "warning", w)
+	}
+	if meta.File != "" {
+		s.log.Info("configuration loaded", "file", meta.File)
+	} else {
+		s.log.Info("no configuration file found, running on defaults")
+	}
+
+	acctCtx, stopAcct := context.WithCancel(context.Background())
+	acctDone := make(chan error, 1)
+	if err := s.setup(cfg, meta); err != nil {
+		stopAcct()
+		return err
+	}
+	go func() { acctDone <- s.d.acct.Run(acctCtx) }()
+	stopCounters := func() {
+		stopAcct()
+		if err := <-acctDone; err != nil {
+			s.log.Error("saving counters", "err", err)
+		}
+	}
+
+	for _, start := range []func(*deps) ([]service, error){startSMTP, startPOP3, startMGMT} {
+		svcs, err := start(s.d)
+		s.services = append(s.services, svcs...)
+		if err != nil {
+			s.log.Error("start failed", "err", err)
+			s.shutdown()
+			stopCounters()
+			return err
+		}
+	}
+	s.log.Info("buzon started", "version", version, "hostname", cfg.Hostname, "data_dir", cfg.DataDir)
+
+	for {
+		select {
+		case <-ctx.Done():
+			s.shutdown()
+			stopCounters()
+			return nil
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				s.reload()
+			case syscall.SIGUSR1:
+				if err := s.logs.sink.reopen(); err != nil {
+					s.log.Error("reopening the log file", "err", err)
+				} else {
+					s.log.Info("log file reopened")
+				}
+			default:
+				s.log.Info("stopping", "signal", sig.String(), "grace", s.cur.Load().ShutdownGrace.String())
+				s.shutdown()
+				stopCounters()
+				s.log.Info("stopped")
+				return nil
+			}
+		}
+	}
+}
+
+// setup builds the shared dependencies every listener uses.
+func (s *server) setup(cfg *config.Config, meta *config.Meta) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data_dir: %w", err)
+	}
+	rt, err := state.New(cfg.StatePath(), meta.Base)
+	if err != nil {
+		return fmt.Errorf("run-time values: %w", err)
+	}
+	store, err := users.Open(cfg.DataDir, users.Options{MaxUsers: rt.MaxUsers, Logger: s.log})
+	if err != nil {
+		return fmt.Errorf("open user store: %w", err)
+	}
+	created, pwFile, err := store.EnsureAdmin(cfg.Admin.Password)
+	if err != nil {
+		return fmt.Errorf("create admin account: %w", err)
+	}
+	mail, err := maildir.New(filepath.Join(cfg.DataDir, "mail"), maildir.Options{Hostname: cfg.Hostname, Logger: s.log})
+	if err != nil {
+		return fmt.Errorf("open maildir store: %w", err)
+	}
+	if created {
+		if err := mail.Create("admin"); err != nil {
+			return fmt.Errorf("create the admin maildir: %w", err)
+		}
+		if pwFile != "" {
+			s.log.Warn("admin account created; its password is in the file", "file", pwFile)
+		} else {
+			s.log.Info("admin account created with the configured admin.password")
+		}
+	} else if pwFile != "" {
+		s.log.Info("the initial admin password is still in the file", "file", pwFile)
+	}
+	if err := mail.CleanTmp(36 * time.Hour); err != nil {
+		s.log.Warn("cleaning maildir tmp/", "err", err)
+	}
+	gate := pause.New()
+	acct, err := accounting.New(accounting.Options{
+		StatePath:      filepath.Join(cfg.DataDir, "counters.json"),
+		MaxConnections: rt.MaxConnections,
+		MaxPerIP:       func() int { return s.cur.Load().Limits.MaxConnectionsPerIP },
+		Pause:          gate,
+		Logger:         s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("connection accounting: %w", err)
+	}
+	var tlsConf *tls.Config
+	if cfg.TLS.Enabled() {
+		s.certs = &certReloader{}
+		if err := s.certs.load(cfg.TLS); err != nil {
+			return err
+		}
+		tlsConf = s.certs.tlsConfig()
+	}
+	s.d = &deps{
+		cfg:      cfg,
+		logger:   s.log,
+		users:    store,
+		mail:     mail,
+		acct:     acct,
+		pause:    gate,
+		runtime:  rt,
+		throttle: throttle.New(throttle.Options{}),
+		tls:      tlsConf,
+	}
+	return nil
+}
+
+// shutdown stops every service at once, giving sessions shutdown_grace.
+func (s *server) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cur.Load().ShutdownGrace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, svc := range s.services {
+		if svc.shutdown == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := svc.shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				s.log.Warn("shutdown", "service", svc.name, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// reload re-reads the configuration (SIGHUP) and applies its reloadable
+// keys; an invalid configuration is logged and the old one kept.
+func (s *server) reload() {
+	old := s.cur.Load()
+	cfg, meta, warns, err := config.Load(s.opts)
+	if err != nil {
+		s.log.Error("reload: invalid configuration, keeping the old one", "err", err)
+		return
+	}
+	for _, w := range warns {
+		s.log.Warn("configuration", "warning", w)
+	}
+	for _, k := range unreloadable(old, cfg) {
+		s.log.Warn("reload: this change needs a restart, keeping the old value", "key", k)
+	}
+	// Keys that need a restart keep their running values.
+	cfg.DataDir = old.DataDir
+	cfg.Hostname = old.Hostname
+	cfg.SMTP.Listen, cfg.SMTP.SubmissionListen, cfg.SMTP.TLSListen = old.SMTP.Listen, old.SMTP.SubmissionListen, old.SMTP.TLSListen
+	cfg.POP3.Listen, cfg.POP3.TLSListen = old.POP3.Listen, old.POP3.TLSListen
+	cfg.MGMT.Listen = old.MGMT.Listen
+
+	if err := s.logs.apply(cfg.Log); err != nil {
+		s.log.Error("reload: log settings", "err", err)
+		cfg.Log = old.Log
+	}
+	if s.certs != nil && cfg.TLS.Enabled() {
+		if err := s.certs.load(cfg.TLS); err != nil {
+			s.log.Error("reload: TLS certificate, keeping the old one", "err", err)
+		}
+	}
+	s.d.runtime.ApplyConfig(meta.Base)
+	s.cur.Store(cfg)
+	for _, svc := range s.services {
+		if svc.reload != nil {
+			svc.reload(cfg)
+		}
+	}
+	s.log.Info("configuration reloaded", "file", meta.File)
+}
+
+// unreloadable lists keys whose change only a restart applies.
+func unreloadable(old, cfg *config.Config) []string {
+	var keys []string
+	if old.DataDir != cfg.DataDir {
+		keys = append(keys, "data_dir")
+	}
+	if old.Hostname != cfg.Hostname {
+		keys = append(keys, "hostname")
+	}
+	ol, nl := old.Listeners(), cfg.Listeners()
+	for i := range ol {
+		if !slices.Equal(ol[i].Addrs, nl[i].Addrs) {
+			keys = append(keys, ol[i].Key)
+		}
+	}
+	if old.TLS.Enabled() != cfg.TLS.Enabled() {
+		keys = append(keys, "tls.cert_file")
+	}
+	return keys
+}
