@@ -92,12 +92,21 @@ var keys = []key{
 		c.Limits.MaxUsers = int(n)
 		return err
 	}},
-	{"limits.idle_timeout", "10m", func(c *Config, raw any, _ Source) (err error) { c.Limits.IdleTimeout, err = duration(raw, false); return }},
-	{"limits.login_timeout", "60s", func(c *Config, raw any, _ Source) (err error) { c.Limits.LoginTimeout, err = duration(raw, false); return }},
+	{"limits.idle_timeout", "10m", func(c *Config, raw any, _ Source) (err error) {
+		c.Limits.IdleTimeout, err = duration(raw, false)
+		return
+	}},
+	{"limits.login_timeout", "60s", func(c *Config, raw any, _ Source) (err error) {
+		c.Limits.LoginTimeout, err = duration(raw, false)
+		return
+	}},
 
 	{"transform.command", []string{}, func(c *Config, raw any, _ Source) (err error) { c.Transform.Command, err = command(raw); return }},
 	{"transform.enabled", false, func(c *Config, raw any, _ Source) (err error) { c.Transform.Enabled, err = boolean(raw); return }},
-	{"transform.timeout", "30s", func(c *Config, raw any, _ Source) (err error) { c.Transform.Timeout, err = duration(raw, false); return }},
+	{"transform.timeout", "30s", func(c *Config, raw any, _ Source) (err error) {
+		c.Transform.Timeout, err = duration(raw, false)
+		return
+	}},
 	{"transform.max_concurrent", 4, func(c *Config, raw any, _ Source) error {
 		n, err := positive(raw, 1)
 		c.Transform.MaxConcurrent = int(n)
