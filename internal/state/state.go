@@ -4,6 +4,18 @@
 // until `buzon config reset-runtime` removes them (SPEC §3).
 package state
 
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+)
+
 // File is the content of state.json: only the values set at run time.
 type File struct {
 	MaxUsers       *int  `json:"max_users,omitempty"`
@@ -18,30 +30,239 @@ type Values struct {
 	Transform      bool
 }
 
-// ReadFile reads state.json; a missing file is an empty File.
-func ReadFile(path string) (File, error) { panic("unimplemented") }
+// Overlay returns base with the values of f that are set.
+func (f File) Overlay(base Values) Values {
+	if f.MaxUsers != nil {
+		base.MaxUsers = *f.MaxUsers
+	}
+	if f.MaxConnections != nil {
+		base.MaxConnections = *f.MaxConnections
+	}
+	if f.Transform != nil {
+		base.Transform = *f.Transform
+	}
+	return base
+}
 
-// Reset removes state.json (durably).
-func Reset(path string) error { panic("unimplemented") }
+// ReadFile reads state.json; a missing file is an empty File. Unknown keys
+// are errors, so a typo in a hand-edited file is not silently ignored.
+func ReadFile(path string) (File, error) {
+	var f File
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return f, nil
+	}
+	if err != nil {
+		return f, fmt.Errorf("read run-time state: %w", err)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return f, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return File{}, fmt.Errorf("parse run-time state %s: %w", path, err)
+	}
+	if dec.More() {
+		return File{}, fmt.Errorf("parse run-time state %s: data after the JSON object", path)
+	}
+	if err := f.Validate(); err != nil {
+		return File{}, fmt.Errorf("run-time state %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Limits of the run-time values, as MGMT accepts them (SPEC §7).
+const (
+	MaxMaxConnections = 1000000
+)
+
+// Validate checks the values that are set: max_users at least 1,
+// max_connections 1 to 1000000.
+func (f File) Validate() error {
+	if f.MaxUsers != nil && *f.MaxUsers < 1 {
+		return fmt.Errorf("max_users %d: must be at least 1", *f.MaxUsers)
+	}
+	if f.MaxConnections != nil && (*f.MaxConnections < 1 || *f.MaxConnections > MaxMaxConnections) {
+		return fmt.Errorf("max_connections %d: must be 1 to %d", *f.MaxConnections, MaxMaxConnections)
+	}
+	return nil
+}
+
+// Reset removes state.json (durably: the directory is fsynced, so the
+// removal survives a crash). A missing file is not an error.
+func Reset(path string) error {
+	err := os.Remove(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove run-time state: %w", err)
+	}
+	return syncDir(filepath.Dir(path))
+}
 
 // Runtime holds the effective values; safe for concurrent use; reads are
 // lock-free (they are on hot paths: every accept, every message).
 type Runtime struct {
+	path string
+
+	maxUsers       atomic.Int64
+	maxConnections atomic.Int64
+	transform      atomic.Bool
+
+	mu   sync.Mutex // serialises setters, ApplyConfig and the file
+	base Values     // the configured values
+	file File       // the run-time overrides, as on disk
 }
 
-// New loads path and overlays it on base.
-func New(path string, base Values) (*Runtime, error) { panic("unimplemented") }
+// New loads path and overlays it on base. An empty path keeps run-time
+// values in memory only.
+func New(path string, base Values) (*Runtime, error) {
+	r := &Runtime{path: path, base: base}
+	if path != "" {
+		f, err := ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		r.file = f
+	}
+	r.publish()
+	return r, nil
+}
+
+// publish stores the effective values for the lock-free readers. Callers
+// hold mu (or own r exclusively).
+func (r *Runtime) publish() {
+	v := r.file.Overlay(r.base)
+	r.maxUsers.Store(int64(v.MaxUsers))
+	r.maxConnections.Store(int64(v.MaxConnections))
+	r.transform.Store(v.Transform)
+}
 
 // ApplyConfig replaces the configured values (SIGHUP); values overridden at
 // run time keep their run-time value.
-func (r *Runtime) ApplyConfig(base Values) { panic("unimplemented") }
+func (r *Runtime) ApplyConfig(base Values) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.base = base
+	r.publish()
+}
 
-func (r *Runtime) MaxUsers() int          { panic("unimplemented") }
-func (r *Runtime) MaxConnections() int    { panic("unimplemented") }
-func (r *Runtime) TransformEnabled() bool { panic("unimplemented") }
+// Overrides returns the values set at run time (for `config print`).
+func (r *Runtime) Overrides() File {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return cloneFile(r.file)
+}
+
+// Values returns the effective values.
+func (r *Runtime) Values() Values {
+	return Values{MaxUsers: r.MaxUsers(), MaxConnections: r.MaxConnections(), Transform: r.TransformEnabled()}
+}
+
+func (r *Runtime) MaxUsers() int          { return int(r.maxUsers.Load()) }
+func (r *Runtime) MaxConnections() int    { return int(r.maxConnections.Load()) }
+func (r *Runtime) TransformEnabled() bool { return r.transform.Load() }
 
 // Setters change the value and persist it atomically in state.json before
-// returning (temp file, fsync, rename, fsync dir).
-func (r *Runtime) SetMaxUsers(n int) error       { panic("unimplemented") }
-func (r *Runtime) SetMaxConnections(n int) error { panic("unimplemented") }
-func (r *Runtime) SetTransform(on bool) error    { panic("unimplemented") }
+// returning (temp file, fsync, rename, fsync dir). When the file cannot be
+// written the value is not changed and the error is returned. The callers
+// (MGMT) check the ranges first; an out-of-range value is an error here too
+// (see File.Validate), so state.json never holds one.
+func (r *Runtime) SetMaxUsers(n int) error {
+	return r.set(func(f *File) { f.MaxUsers = &n })
+}
+
+func (r *Runtime) SetMaxConnections(n int) error {
+	return r.set(func(f *File) { f.MaxConnections = &n })
+}
+
+func (r *Runtime) SetTransform(on bool) error {
+	return r.set(func(f *File) { f.Transform = &on })
+}
+
+func (r *Runtime) set(change func(*File)) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := cloneFile(r.file)
+	change(&next)
+	if err := next.Validate(); err != nil {
+		return err
+	}
+	if r.path != "" {
+		if err := writeFile(r.path, next); err != nil {
+			return err
+		}
+	}
+	r.file = next
+	r.publish()
+	return nil
+}
+
+func cloneFile(f File) File {
+	var c File
+	if f.MaxUsers != nil {
+		v := *f.MaxUsers
+		c.MaxUsers = &v
+	}
+	if f.MaxConnections != nil {
+		v := *f.MaxConnections
+		c.MaxConnections = &v
+	}
+	if f.Transform != nil {
+		v := *f.Transform
+		c.Transform = &v
+	}
+	return c
+}
+
+// writeFile replaces path with f. Guarantee: after it returns nil, the new
+// content survives a crash, and at no moment can a reader (or a restart)
+// see a partial file — it is written to a temp file in the same directory,
+// fsynced, renamed over path, and the directory is fsynced.
+func writeFile(path string, f File) error {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode run-time state: %w", err)
+	}
+	b = append(b, '\n')
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".state-*.tmp")
+	if err != nil {
+		return fmt.Errorf("write run-time state: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op once renamed
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write run-time state: %w", err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write run-time state: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write run-time state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write run-time state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write run-time state: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes a rename or removal in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
