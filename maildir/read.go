@@ -1,0 +1,222 @@
+package maildir
+
+import (
+	"cmp"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// entry is one message file found by a scan.
+type entry struct {
+	p   parsedName
+	rel string // "new/<name>" or "cur/<name>"
+}
+
+// scan reads the names in new/ and cur/ (no stat, no read), ordered by
+// delivery time, then unique name; an id seen twice (a file moved from
+// new/ to cur/ during the scan) is kept once.
+func (m *Maildir) scan() ([]entry, error) {
+	var ents []entry
+	// new/ first: another program moves files new/ → cur/, so a move
+	// during the scan shows a message twice (deduplicated) rather than
+	// not at all.
+	for _, sub := range [...]string{"new", "cur"} {
+		f, err := os.Open(filepath.Join(m.dir, sub))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, m.errorf("list", ErrNoMaildir)
+			}
+			return nil, m.errorf("list", err)
+		}
+		names, err := f.Readdirnames(-1)
+		f.Close()
+		if err != nil {
+			return nil, m.errorf("list", err)
+		}
+		if ents == nil {
+			ents = make([]entry, 0, len(names)+16)
+		}
+		for _, n := range names {
+			p, ok := parseName(n)
+			if !ok {
+				continue
+			}
+			ents = append(ents, entry{p: p, rel: sub + "/" + n})
+		}
+	}
+	slices.SortFunc(ents, func(a, b entry) int {
+		if c := cmp.Compare(a.p.time, b.p.time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.p.id, b.p.id)
+	})
+	out := ents[:0]
+	for i, e := range ents {
+		if i > 0 && e.p.id == ents[i-1].p.id {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// List returns the messages of new/ and cur/, oldest delivery first (by
+// the time in the name, then by name), sizes taken from the file names'
+// ,W= field; for names without it (other programs' files) the size is
+// computed once from the content and cached by the Store. It never stats
+// or reads a file whose name carries ,W=.
+func (m *Maildir) List() ([]Message, error) {
+	ents, err := m.scan()
+	if err != nil {
+		return nil, err
+	}
+	msgs := make([]Message, 0, len(ents))
+	kept := ents[:0]
+	for _, e := range ents {
+		size := e.p.vsize
+		if size < 0 {
+			var ok bool
+			size, ok = m.foreignSize(e)
+			if !ok {
+				continue // vanished since the scan
+			}
+		}
+		kept = append(kept, e)
+		msgs = append(msgs, Message{ID: e.p.id, Size: size})
+	}
+	m.mu.Lock()
+	m.paths = make(map[string]string, len(kept))
+	for _, e := range kept {
+		m.paths[e.p.id] = e.rel
+	}
+	m.mu.Unlock()
+	return msgs, nil
+}
+
+// foreignSize returns the CRLF size of a file named without ,W=.
+func (m *Maildir) foreignSize(e entry) (int64, bool) {
+	if v, ok := m.s.cachedSize(m.dir, e.p.id); ok {
+		return v, true
+	}
+	f, err := os.Open(filepath.Join(m.dir, e.rel))
+	if errors.Is(err, os.ErrNotExist) {
+		// Moved since the scan (new/ → cur/, flags changed): find it again.
+		if rel, ok := m.find(e.p.id); ok {
+			f, err = os.Open(filepath.Join(m.dir, rel))
+		}
+	}
+	if err != nil {
+		m.s.log.Warn("maildir: cannot size message", "user", m.user, "id", e.p.id, "err", err)
+		return 0, false
+	}
+	defer f.Close()
+	v, err := CRLFSize(f)
+	if err != nil {
+		m.s.log.Warn("maildir: cannot size message", "user", m.user, "id", e.p.id, "err", err)
+		return 0, false
+	}
+	m.s.cacheSize(m.dir, e.p.id, v)
+	return v, true
+}
+
+// find rescans new/ and cur/ for the file holding id.
+func (m *Maildir) find(id string) (string, bool) {
+	ents, err := m.scan()
+	if err != nil {
+		return "", false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.paths == nil {
+		m.paths = make(map[string]string, len(ents))
+	}
+	rel, ok := "", false
+	for _, e := range ents {
+		if e.p.id == id {
+			rel, ok = e.rel, true
+		}
+		if _, known := m.paths[e.p.id]; known {
+			m.paths[e.p.id] = e.rel
+		}
+	}
+	if ok {
+		m.paths[id] = rel
+	}
+	return rel, ok
+}
+
+// locate calls op on the file of id: the path seen by the last List
+// first, then, if that is gone (another program moved or renamed it), the
+// path a fresh scan finds.
+func (m *Maildir) locate(id string, op func(path string) error) error {
+	if id == "" || strings.ContainsAny(id, "/\x00") {
+		return ErrNotFound
+	}
+	m.mu.Lock()
+	rel, ok := m.paths[id]
+	m.mu.Unlock()
+	if ok {
+		err := op(filepath.Join(m.dir, rel))
+		if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	rel, ok = m.find(id)
+	if !ok {
+		return ErrNotFound
+	}
+	err := op(filepath.Join(m.dir, rel))
+	if errors.Is(err, os.ErrNotExist) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// Open returns the stored content (LF line ends) of the message with that
+// id, found in new/ or cur/ whatever its flags (ErrNotFound).
+func (m *Maildir) Open(id string) (io.ReadCloser, error) {
+	var f *os.File
+	err := m.locate(id, func(path string) error {
+		var err error
+		f, err = os.Open(path)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		return nil, m.errorf("open", err)
+	}
+	return f, nil
+}
+
+// Remove deletes the message with that id from new/ or cur/
+// (ErrNotFound). The removal is made durable by Sync, not here, so a
+// session deleting many messages pays for one directory fsync.
+func (m *Maildir) Remove(id string) error {
+	err := m.locate(id, m.s.fs.Remove)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return m.errorf("remove", err)
+	}
+	m.mu.Lock()
+	delete(m.paths, id)
+	m.mu.Unlock()
+	return nil
+}
+
+// Sync makes removals durable (fsyncs new/ and cur/).
+func (m *Maildir) Sync() error {
+	for _, sub := range [...]string{"new", "cur"} {
+		if err := m.s.fs.SyncDir(filepath.Join(m.dir, sub)); err != nil {
+			return m.errorf("sync", err)
+		}
+	}
+	return nil
+}
