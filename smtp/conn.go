@@ -23,6 +23,12 @@ func (l *listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if tc, ok := raw.(*tls.Conn); ok && l.mode == SubmissionTLS {
+		// A TLS listener's conn has not shaken hands yet: put our conn
+		// under a fresh TLS server so the handshake and every TLS record
+		// get the per-operation deadline.
+		raw = tc.NetConn()
+	}
 	c := &conn{Conn: raw, s: l.s}
 	l.s.mu.Lock()
 	if l.s.shutdown {

@@ -236,7 +236,9 @@ func start(t *testing.T, mutate func(*Options)) *harness {
 	h.mx = listen(srv.Serve)
 	h.sub = listen(srv.ServeSubmission)
 	if opts.TLS != nil {
-		h.tlsAddr = listen(srv.ServeTLS)
+		// As `buzon serve` does: a tls.NewListener, which ServeTLS
+		// takes apart to put its idle deadlines under TLS.
+		h.tlsAddr = listen(func(l net.Listener) error { return srv.ServeTLS(tls.NewListener(l, opts.TLS)) })
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

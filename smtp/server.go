@@ -222,8 +222,9 @@ func (s *Server) Serve(l net.Listener) error { return s.serve(l, MX) }
 // ServeSubmission serves submission (STARTTLS, AUTH required) on l.
 func (s *Server) ServeSubmission(l net.Listener) error { return s.serve(l, Submission) }
 
-// ServeTLS serves submission over implicit TLS on l, a plain (accounted)
-// listener: the server does the TLS handshake itself, on top of its
+// ServeTLS serves submission over implicit TLS on l with Options.TLS. l may
+// be a plain listener or a tls.NewListener (whose connections have not
+// shaken hands yet): the server does the handshake itself, on top of its
 // per-read deadline, so that a slow handshake also times out.
 func (s *Server) ServeTLS(l net.Listener) error {
 	if s.opts.TLS == nil {
