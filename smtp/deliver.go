@@ -8,10 +8,11 @@ import (
 	"io"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/buzon-mail/buzon/maildir"
 )
 
 // newQueueID returns a random id for the Received header and the logs.
@@ -95,7 +96,7 @@ func clientError(err error) error {
 // storageError maps a local failure: 452 4.3.1 for a full disk or quota,
 // else 451 4.3.0 (SPEC §4). The detail goes to the log only.
 func storageError(err error) error {
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+	if maildir.IsDiskFull(err) {
 		return errDiskFull
 	}
 	return errTempFailure
