@@ -107,6 +107,10 @@ type ListenerOptions struct {
 const (
 	refuseHandshakeTimeout = 10 * time.Second
 	refuseWriteTimeout     = 5 * time.Second
+	// refuseLinger and refuseDrainMax bound how long and how much input of a
+	// refused client is read and discarded before the socket is closed.
+	refuseLinger   = 2 * time.Second
+	refuseDrainMax = 64 << 10
 	// maxRefusing bounds the refusals in progress per listener. A flood of
 	// connections beyond it is closed without a refusal line rather than
 	// holding a goroutine and a socket each for up to the timeouts above.
@@ -462,7 +466,29 @@ func (l *listener) refuse(c net.Conn, why Reason, counted bool) {
 		}
 		_ = w.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
 		l.opts.Refuse(w, why)
+		lingerClose(c, raw, w)
 	}()
+}
+
+// lingerClose ends a refusal gracefully: it half-closes the sending side (a
+// TLS close_notify first on TLS), then reads and discards what the client
+// still sends for a short while. Closing a socket with unread input makes
+// the kernel answer with a reset, and a reset can destroy the refusal line
+// before the client has read it (a client that pipelined a command right
+// after connecting, for instance).
+func lingerClose(c, raw, w net.Conn) {
+	if tc, ok := w.(*tls.Conn); ok {
+		if tc.CloseWrite() != nil {
+			return
+		}
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		if cw.CloseWrite() != nil {
+			return
+		}
+	}
+	_ = raw.SetReadDeadline(time.Now().Add(refuseLinger))
+	_, _ = io.Copy(io.Discard, io.LimitReader(raw, refuseDrainMax))
 }
 
 // Close closes the wrapped listener, closes the connections still being

@@ -273,6 +273,32 @@ func TestPerIPLimit(t *testing.T) {
 	}
 }
 
+// A client that sends a command right after connecting still reads the
+// refusal (no reset destroys it), and sees the connection end.
+func TestRefusalSurvivesPipelinedInput(t *testing.T) {
+	a, lim := newAccountant(t, 100, 100)
+	lim.gate.Pause(time.Hour)
+	s := serve(t, a, POP3, nil, 0)
+	for range 20 {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte("CAPA\r\nUSER bob\r\n" + strings.Repeat("x", 4000) + "\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		// Let the refusal goroutine write and half-close before reading.
+		eventually(t, "refusal written", func() bool { return a.Snapshot().BytesSent > 0 })
+		b, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || string(b) != pausedLine {
+			t.Fatalf("got %q, %v; want the refusal then EOF", b, err)
+		}
+		a.sent.Store(0)
+	}
+}
+
 func TestMaxConnectionsSpansProtocols(t *testing.T) {
 	a, _ := newAccountant(t, 2, 100)
 	s := serve(t, a, SMTP, nil, 0)
