@@ -179,7 +179,7 @@ type harness struct {
 
 // start runs a Server on loopback with port-25, submission and
 // implicit-TLS listeners; mutate may change the options first.
-func start(t *testing.T, mutate func(*Options)) *harness {
+func start(t testing.TB, mutate func(*Options)) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	h := &harness{
