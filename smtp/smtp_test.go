@@ -97,6 +97,9 @@ func TestRecipientRules(t *testing.T) {
 	d.cmd("RCPT TO:<alice@elsewhere.test>", "550 5.7.1")
 	d.cmd("RCPT TO:<alice@example.org.evil.test>", "550 5.7.1")
 	d.cmd("RCPT TO:<../alice@example.org>", "550 5.1.1")
+	// Known go-smtp deviation (docs/smtp.md): RFC 5321 §4.5.1 asks that
+	// <Postmaster> without a domain be accepted; go-smtp's parser refuses it.
+	d.cmd("RCPT TO:<Postmaster>", "501 5.5.2")
 	d.cmd("RCPT TO:<ALICE@Example.Org>", "250 ")
 	for i := 0; i < 4; i++ {
 		d.cmd("RCPT TO:<bob@example.org>", "250 ")
