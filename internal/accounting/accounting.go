@@ -427,7 +427,9 @@ func (l *listener) accept(c net.Conn) net.Conn {
 // refuse writes the refusal on its own goroutine and closes c. counted: the
 // refused connection's bytes count (mail listeners).
 func (l *listener) refuse(c net.Conn, why Reason, counted bool) {
-	l.a.log.Debug("connection refused", "proto", l.opts.Proto.String(), "remote", c.RemoteAddr().String(), "reason", why.String())
+	if l.a.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.a.log.Debug("connection refused", "proto", l.opts.Proto.String(), "remote", c.RemoteAddr().String(), "reason", why.String())
+	}
 	l.mu.Lock()
 	if l.refusing == nil || len(l.refusing) >= maxRefusing || l.opts.Refuse == nil {
 		l.mu.Unlock()

@@ -657,3 +657,39 @@ func (f *fakeConnT) RemoteAddr() net.Addr        { return f.remote }
 func (f *fakeConnT) Close() error                { return nil }
 func (f *fakeConnT) Write(b []byte) (int, error) { return len(b), nil }
 func (f *fakeConnT) Read([]byte) (int, error)    { return 0, io.EOF }
+
+func FuzzLoadCounters(f *testing.F) {
+	f.Add([]byte(`{"historic": 3, "smtp_historic": 2, "pop3_historic": 1, "bytes_sent": 9}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"rejected": -5}`))
+	f.Add([]byte(`{"messages_deleted": 1e30}`))
+	f.Add([]byte("\x00\xff"))
+	f.Add([]byte(`{"smtp_historic": 9223372036854775807, "pop3_historic": 1}`))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "counters.json")
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		a, err := New(Options{StatePath: p})
+		if err != nil {
+			return
+		}
+		before := a.Snapshot()
+		if before.Historic < 0 || before.Rejected < 0 || before.BytesSent < 0 {
+			t.Fatalf("negative figure loaded: %+v", before)
+		}
+		if err := a.Save(); err != nil {
+			t.Fatal(err)
+		}
+		b2, err := New(Options{StatePath: p})
+		if err != nil {
+			t.Fatalf("reload of a saved file: %v", err)
+		}
+		after := b2.Snapshot()
+		before.Started, after.Started = time.Time{}, time.Time{}
+		if before != after {
+			t.Fatalf("round trip: %+v != %+v", before, after)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 )
@@ -65,6 +66,9 @@ func loadCounters(path string) (counters, error) {
 		if v < 0 {
 			return counters{}, fmt.Errorf("parse counters %s: negative value (remove the file to reset the counters)", path)
 		}
+	}
+	if c.SMTPHistoric > math.MaxInt64-c.POP3Historic {
+		return counters{}, fmt.Errorf("parse counters %s: historic counts overflow (remove the file to reset the counters)", path)
 	}
 	return c, nil
 }

@@ -9,6 +9,7 @@
 package pause
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,9 @@ func (g *Gate) Pause(d time.Duration) <-chan struct{} {
 		return c
 	}
 	now := g.now()
+	if int64(d) > math.MaxInt64-now {
+		d = time.Duration(math.MaxInt64 - now) // far beyond any TIMEOUT; no overflow
+	}
 	end := now + int64(d)
 	if g.done != nil {
 		if end <= g.end.Load() {

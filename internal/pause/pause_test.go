@@ -146,6 +146,17 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 }
 
+func TestHugeDuration(t *testing.T) {
+	g := New()
+	g.Pause(time.Duration(1<<63 - 1))
+	if !g.Active() || g.Remaining() <= 0 {
+		t.Fatal("a huge pause must be active, not overflow into the past")
+	}
+	if !g.Resume() {
+		t.Fatal("Resume")
+	}
+}
+
 func TestConcurrent(t *testing.T) {
 	g := New()
 	var wg sync.WaitGroup
