@@ -546,6 +546,9 @@ func (s *Store) removePasswordFile() {
 // EnsureAdmin creates "admin" on first start when no admin exists: with
 // password if non-empty, else a random one written to
 // data_dir/admin-password (0600), whose path is returned.
+// When an admin exists, created is false and passwordFile is the path of
+// data_dir/admin-password if that file still holds the bootstrap admin's
+// password (it was never changed), else "".
 // When no admin exists but a non-admin account named "admin" does, it
 // returns an error wrapping ErrExists rather than take that account over.
 func (s *Store) EnsureAdmin(password string) (created bool, passwordFile string, err error) {
@@ -554,7 +557,7 @@ func (s *Store) EnsureAdmin(password string) (created bool, passwordFile string,
 		return false, "", err
 	}
 	if admins(sn.users) > 0 {
-		return false, "", nil
+		return false, s.pendingPasswordFile(sn.users), nil
 	}
 	random := password == ""
 	if random {
@@ -597,10 +600,25 @@ func (s *Store) EnsureAdmin(password string) (created bool, passwordFile string,
 	if !created {
 		return false, "", nil
 	}
+	// The caller tells the operator where the password is; this is the
+	// store's own trace.
 	if random {
-		s.log.Info("created the admin account; its password is in the file", "user", AdminName, "file", file)
+		s.log.Debug("created the admin account with a random password", "user", AdminName, "file", file)
 		return true, file, nil
 	}
-	s.log.Info("created the admin account with the configured password", "user", AdminName)
+	s.log.Debug("created the admin account with the configured password", "user", AdminName)
 	return true, "", nil
+}
+
+// pendingPasswordFile returns the admin-password path while it still holds
+// the bootstrap admin's working password, else "".
+func (s *Store) pendingPasswordFile(d db) string {
+	for _, r := range d {
+		if r.Bootstrap {
+			if _, err := os.Stat(s.PasswordFile()); err == nil {
+				return s.PasswordFile()
+			}
+		}
+	}
+	return ""
 }

@@ -141,7 +141,7 @@ func TestAddRules(t *testing.T) {
 func TestNoPlaintextInFile(t *testing.T) {
 	dir := t.TempDir()
 	var logs bytes.Buffer
-	s := openTest(t, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	s := openTest(t, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	pws := map[string]string{"bob": "Zq7-unique-bob", "eve": "Zq7-unique-eve", "root": "Zq7-unique-root"}
 	for n, pw := range pws {
 		mustAdd(t, s, n, pw, n == "root")
@@ -396,7 +396,7 @@ func TestMaxUsers(t *testing.T) {
 func TestEnsureAdminRandom(t *testing.T) {
 	dir := t.TempDir()
 	var logs bytes.Buffer
-	s := openTest(t, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	s := openTest(t, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	created, file, err := s.EnsureAdmin("")
 	if err != nil || !created || file != filepath.Join(dir, "admin-password") {
 		t.Fatalf("EnsureAdmin = %v, %q, %v", created, file, err)
@@ -414,7 +414,7 @@ func TestEnsureAdminRandom(t *testing.T) {
 		t.Fatalf("log holds the password: %s", logs.String())
 	}
 	if !strings.Contains(logs.String(), file) {
-		t.Errorf("log does not say where the password is: %s", logs.String())
+		t.Errorf("debug log does not say where the password is: %s", logs.String())
 	}
 	store, _ := os.ReadFile(filepath.Join(dir, "users.json"))
 	if strings.Contains(string(store), pw) {
@@ -424,9 +424,10 @@ func TestEnsureAdminRandom(t *testing.T) {
 	if err != nil || u != (User{Name: "admin", Admin: true}) {
 		t.Fatalf("Authenticate(admin) = %v, %v", u, err)
 	}
-	// Second start: nothing to do, file untouched.
-	if created, file, err := s.EnsureAdmin(""); created || file != "" || err != nil {
-		t.Fatalf("second EnsureAdmin = %v, %q, %v", created, file, err)
+	// Second start: nothing to do, file untouched, and its path is given
+	// again since the password in it still works.
+	if created, again, err := s.EnsureAdmin(""); created || again != file || err != nil {
+		t.Fatalf("second EnsureAdmin = %v, %q, %v", created, again, err)
 	}
 	if again, _ := os.ReadFile(file); !bytes.Equal(again, data) {
 		t.Fatal("second EnsureAdmin changed the password file")
@@ -448,6 +449,9 @@ func TestEnsureAdminRandom(t *testing.T) {
 	}
 	if _, err := s.Authenticate(context.Background(), "admin", "chosen"); err != nil {
 		t.Fatal(err)
+	}
+	if created, again, err := s.EnsureAdmin(""); created || again != "" || err != nil {
+		t.Fatalf("EnsureAdmin after the change = %v, %q, %v", created, again, err)
 	}
 	if strings.Contains(logs.String(), "chosen") {
 		t.Fatal("log holds the new password")
