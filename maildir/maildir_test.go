@@ -769,3 +769,15 @@ func TestUniqueNames(t *testing.T) {
 		}
 	}
 }
+
+func TestNamesSortByTime(t *testing.T) {
+	n := &namer{seed: 1, pid: "1", host: "h"}
+	a := n.next(time.Unix(1700000000, 5000))
+	b := n.next(time.Unix(1700000000, 123456000))
+	if !strings.HasPrefix(a, "1700000000.M000005P1R") || a > b {
+		t.Fatalf("%q !< %q", a, b)
+	}
+	if pa, _ := parseName(a); pa.time != 1700000000000005 {
+		t.Fatalf("time %d", pa.time)
+	}
+}

@@ -50,7 +50,14 @@ func (n *namer) next(now time.Time) string {
 	b := make([]byte, 0, 64)
 	b = strconv.AppendInt(b, now.Unix(), 10)
 	b = append(b, ".M"...)
-	b = strconv.AppendInt(b, int64(now.Nanosecond()/1000), 10)
+	// Microseconds zero-padded to 6 digits: names sort by time as text too.
+	us := now.Nanosecond() / 1000
+	for d := 100000; d > 1; d /= 10 {
+		if us < d {
+			b = append(b, '0')
+		}
+	}
+	b = strconv.AppendInt(b, int64(us), 10)
 	b = append(b, 'P')
 	b = append(b, n.pid...)
 	b = append(b, 'R')
