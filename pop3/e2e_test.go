@@ -1,0 +1,233 @@
+package pop3
+
+import (
+	"encoding/json"
+	"net"
+	"net/smtp"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/testserver"
+)
+
+// End-to-end tests against the real `buzon serve` binary: mail goes in
+// through SMTP and comes out through POP3, read by real clients.
+
+var e2eMessages = []string{
+	"From: sender@remote.test\r\nTo: alice@example.test\r\nSubject: e2e one\r\n\r\nfirst line\r\n.leading dot\r\n..two dots\r\n",
+	"From: sender@remote.test\r\nTo: alice@example.test\r\nSubject: e2e two\r\n\r\nsecond message\r\n\r\n.\r\nend\r\n",
+}
+
+// sendSMTP delivers msg to rcpt on the plain SMTP port (no TLS, no AUTH).
+func sendSMTP(t testing.TB, addr, rcpt, msg string) {
+	t.Helper()
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("client.remote.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("sender@remote.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt(rcpt); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startE2E starts buzon with TLS, a user alice and e2eMessages delivered.
+func startE2E(t *testing.T) *testserver.Server {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test in -short mode")
+	}
+	srv := testserver.Start(t, testserver.Options{TLS: true})
+	srv.AddUser(t, "alice", "alice-pw1")
+	for _, m := range e2eMessages {
+		sendSMTP(t, srv.SMTP, "alice@example.test", m)
+	}
+	return srv
+}
+
+// checkDelivered: each retrieved message is what SMTP accepted, byte for
+// byte, behind the Return-Path and Received headers delivery adds.
+func checkDelivered(t *testing.T, got []string) {
+	t.Helper()
+	if len(got) != len(e2eMessages) {
+		t.Fatalf("retrieved %d messages, want %d", len(got), len(e2eMessages))
+	}
+	for i, m := range e2eMessages {
+		if !strings.HasPrefix(got[i], "Return-Path: <sender@remote.test>\r\n") || !strings.HasSuffix(got[i], m) {
+			t.Errorf("message %d:\n%q\nwant it to end with\n%q", i+1, got[i], m)
+		}
+	}
+}
+
+func popDial(t *testing.T, addr string) *client {
+	t.Helper()
+	return dial(t, addr)
+}
+
+func TestE2ESMTPToPOP3(t *testing.T) {
+	srv := startE2E(t)
+	c := popDial(t, srv.POP3)
+	c.login("alice", "alice-pw1")
+	var got []string
+	for i := range e2eMessages {
+		_, m := c.retr(i + 1)
+		got = append(got, m)
+	}
+	checkDelivered(t, got)
+	c.cmd("DELE 1")
+	c.cmd("QUIT")
+	c = popDial(t, srv.POP3)
+	c.login("alice", "alice-pw1")
+	if r := c.cmd("STAT"); !strings.HasPrefix(r, "+OK 1 ") {
+		t.Fatalf("STAT after DELE+QUIT: %q", r)
+	}
+	c.cmd("QUIT")
+}
+
+func TestE2EKilledServerReleasesLock(t *testing.T) {
+	srv := startE2E(t)
+	c := popDial(t, srv.POP3)
+	c.login("alice", "alice-pw1")
+	c.cmd("DELE 1")
+	srv.Kill()
+	srv.Restart(t)
+	c2 := popDial(t, srv.POP3)
+	c2.login("alice", "alice-pw1") // fatal on IN-USE
+	if r := c2.cmd("STAT"); !strings.HasPrefix(r, "+OK 2 ") {
+		t.Fatalf("STAT after crash: %q (DELE without QUIT must remove nothing)", r)
+	}
+	c2.cmd("QUIT")
+}
+
+func TestE2ECurl(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl not installed")
+	}
+	srv := startE2E(t)
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(curl, append([]string{"-sS", "--max-time", "20", "-u", "alice:alice-pw1"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	list := run("pop3://" + srv.POP3 + "/")
+	if lines := strings.Split(strings.TrimSpace(list), "\r\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "1 ") {
+		t.Fatalf("curl list %q", list)
+	}
+	var got []string
+	for _, n := range []string{"1", "2"} {
+		got = append(got, run("pop3://"+srv.POP3+"/"+n))
+	}
+	checkDelivered(t, got)
+	// POP3S with the test certificate.
+	tlsOut := run("--cacert", srv.Cert.CertFile, "pop3s://localhost:"+port(srv.POP3TLS)+"/1")
+	checkDelivered(t, []string{tlsOut, got[1]})
+	// STLS on the plain port, required.
+	stlsOut := run("--ssl-reqd", "--cacert", srv.Cert.CertFile, "pop3://localhost:"+port(srv.POP3)+"/2")
+	checkDelivered(t, []string{got[0], stlsOut})
+}
+
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+const poplibScript = `
+import json, poplib, ssl, sys
+host, port, user, pw, cafile, mode = sys.argv[1:7]
+p = poplib.POP3(host, int(port), timeout=20)
+if mode == "stls":
+    p.stls(ssl.create_default_context(cafile=cafile))
+p.user(user)
+p.pass_(pw)
+count, size = p.stat()
+msgs = []
+for i in range(1, count + 1):
+    resp, lines, octets = p.retr(i)
+    msgs.append(b"".join(l + b"\r\n" for l in lines).decode("latin-1"))
+uidl = [x.decode() for x in p.uidl()[1]]
+p.quit()
+print(json.dumps({"msgs": msgs, "uidl": uidl}))
+`
+
+func TestE2EPoplib(t *testing.T) {
+	// Debian's interpreter first: wrappers around python3 can take
+	// seconds to start.
+	py, err := exec.LookPath("/usr/bin/python3")
+	if err != nil {
+		if py, err = exec.LookPath("python3"); err != nil {
+			t.Skip("python3 not installed")
+		}
+	}
+	srv := startE2E(t)
+	for _, mode := range []string{"plain", "stls"} {
+		t.Run(mode, func(t *testing.T) {
+			host, p, _ := net.SplitHostPort(srv.POP3)
+			if mode == "stls" {
+				host = "localhost"
+			}
+			start := time.Now()
+			out, err := exec.Command(py, "-c", poplibScript, host, p, "alice", "alice-pw1", srv.Cert.CertFile, mode).CombinedOutput()
+			t.Logf("poplib %s took %v", mode, time.Since(start))
+			if err != nil {
+				t.Fatalf("poplib: %v\n%s", err, out)
+			}
+			var res struct {
+				Msgs []string
+				UIDL []string
+			}
+			if err := json.Unmarshal(out, &res); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			checkDelivered(t, res.Msgs)
+			if len(res.UIDL) != 2 {
+				t.Fatalf("uidl %q", res.UIDL)
+			}
+		})
+	}
+}
+
+// TestE2EInsecureRemote: with trust_loopback off, loopback acts as a
+// remote client: plaintext login only after STLS.
+func TestE2EInsecureRemote(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test in -short mode")
+	}
+	srv := testserver.Start(t, testserver.Options{TLS: true, YAML: "auth:\n  trust_loopback: false\n"})
+	srv.AddUser(t, "alice", "alice-pw1")
+	c := popDial(t, srv.POP3)
+	if r := c.cmd("USER alice"); r != "-ERR [AUTH] Plaintext authentication disallowed without TLS" {
+		t.Fatalf("USER %q", r)
+	}
+	c.send("CAPA\r\n")
+	c.line()
+	caps := strings.Join(c.multi(), " ")
+	if !strings.Contains(caps, "STLS") || strings.Contains(caps, "SASL") {
+		t.Fatalf("CAPA %q", caps)
+	}
+}
