@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -149,11 +148,11 @@ func load(opts Options, path string, data []byte) (*Config, *Meta, []string, err
 	}
 
 	if path != "" {
-		if err := checkFile(data); err != nil {
+		m, err := checkFile(data)
+		if err != nil {
 			return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
-		v.SetConfigType("yaml")
-		if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		if err := v.MergeConfigMap(m); err != nil {
 			return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
@@ -271,21 +270,26 @@ func barePorts(raw any) any {
 	return raw
 }
 
-// checkFile rejects YAML that is not a mapping, and unknown keys at any
-// depth, before viper sees it (viper would silently ignore them).
-func checkFile(data []byte) error {
+// checkFile parses the YAML and rejects a file that is not a mapping and
+// unknown keys at any depth, before viper sees it (viper would silently
+// ignore them). A key present with no value (null) becomes "", so that
+// "listen:" switches a listener off rather than falling back to the default.
+func checkFile(data []byte) (map[string]any, error) {
 	var top any
 	if err := yaml.Unmarshal(data, &top); err != nil {
-		return fmt.Errorf("invalid YAML: %w", err)
+		return nil, fmt.Errorf("invalid YAML: %w", err)
 	}
 	if top == nil {
-		return nil // empty file
+		return map[string]any{}, nil // empty file
 	}
 	m, ok := asMap(top)
 	if !ok {
-		return errors.New("the file must be a YAML mapping of keys")
+		return nil, errors.New("the file must be a YAML mapping of keys")
 	}
-	return checkMap("", m)
+	if err := checkMap("", m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 func asMap(x any) (map[string]any, bool) {
@@ -315,9 +319,31 @@ func checkMap(prefix string, m map[string]any) error {
 		}
 		switch {
 		case keyIndex[full] != nil:
-			// a leaf (aliases is a leaf whose value is a map)
+			// A leaf; aliases is a leaf whose value is a map.
+			if m[name] == nil {
+				m[name] = ""
+			}
+			if sub, ok := asMap(m[name]); ok {
+				if full != "aliases" {
+					continue // the key's parser reports the type error
+				}
+				// viper folds keys to lower case: catch duplicates first.
+				seen := map[string]bool{}
+				for k, t := range sub {
+					lk := strings.ToLower(strings.TrimSpace(k))
+					if seen[lk] {
+						return fmt.Errorf("aliases: %q is listed twice", lk)
+					}
+					seen[lk] = true
+					if t == nil {
+						sub[k] = ""
+					}
+				}
+				m[name] = sub
+			}
 		case sections[full]:
 			if m[name] == nil {
+				m[name] = map[string]any{}
 				continue
 			}
 			sub, ok := asMap(m[name])
@@ -327,6 +353,7 @@ func checkMap(prefix string, m map[string]any) error {
 			if err := checkMap(full, sub); err != nil {
 				return err
 			}
+			m[name] = sub
 		default:
 			return fmt.Errorf("%s: unknown key", full)
 		}
