@@ -1,13 +1,5 @@
 package mgmt
 
-// phase is the state of a session (SPEC §7).
-type phase int
-
-const (
-	phaseAuth phase = iota
-	phaseActive
-)
-
 // command describes one MGMT command: its canonical name, its argument
 // synopsis (what CAPA shows) and how many arguments it takes.
 type command struct {

@@ -199,9 +199,7 @@ func (c *Client) ReadReply(multi bool) (*Reply, error) {
 		if l == "." {
 			return r, nil
 		}
-		if strings.HasPrefix(l, ".") {
-			l = l[1:]
-		}
+		l = strings.TrimPrefix(l, ".") // dot-stuffing
 		c.trace(l)
 		r.Lines = append(r.Lines, l)
 	}
