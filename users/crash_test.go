@@ -242,7 +242,7 @@ func TestCrashAtWritePoints(t *testing.T) {
 func TestCrossProcessAdds(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, Options{})
-	const n = 20
+	const n = 12
 	c := startHelper(t, envHelperDir+"="+dir, envHelperMode+"=loop",
 		envHelperPrefix+"=child", envHelperCount+"="+strconv.Itoa(n))
 	for i := range n {

@@ -388,7 +388,7 @@ func TestMaxUsers(t *testing.T) {
 	mustAdd(t, s, "d", "pw", false)
 
 	unlimited := openTest(t, t.TempDir(), Options{})
-	for i := range 30 {
+	for i := range 12 {
 		mustAdd(t, unlimited, fmt.Sprintf("u%d", i), "pw", false)
 	}
 }
@@ -530,7 +530,7 @@ func TestTwoStores(t *testing.T) {
 	dir := t.TempDir()
 	s1 := openTest(t, dir, Options{})
 	s2 := openTest(t, dir, Options{})
-	const n = 15
+	const n = 10
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
