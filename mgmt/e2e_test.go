@@ -1,0 +1,407 @@
+package mgmt_test
+
+// End-to-end tests: the real `buzon serve` binary with SMTP, POP3 and MGMT
+// running, every MGMT figure checked against traffic the test makes itself.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/smtp"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/testserver"
+	"github.com/buzon-mail/buzon/mgmt/client"
+)
+
+func mgmtLogin(t *testing.T, s *testserver.Server) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, s.MGMT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.Timeout = 10 * time.Second
+	if err := c.Login("admin", s.AdminPassword); err != nil {
+		t.Fatalf("MGMT login: %v", err)
+	}
+	return c
+}
+
+func figure(t *testing.T, c *client.Client, cmd, key string) int64 {
+	t.Helper()
+	r := do(t, c, cmd)
+	n, ok := r.Int(key)
+	if !r.OK || !ok {
+		t.Fatalf("%s: no %s in %+v", cmd, key, r)
+	}
+	return n
+}
+
+// lineConn is a minimal text-protocol client for SMTP and POP3 dialogs.
+type lineConn struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialLine(t *testing.T, addr string) *lineConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &lineConn{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+func (l *lineConn) read() string {
+	l.t.Helper()
+	_ = l.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	s, err := l.br.ReadString('\n')
+	if err != nil && s == "" {
+		l.t.Fatalf("read: %v", err)
+	}
+	return strings.TrimRight(s, "\r\n")
+}
+
+// cmd sends a line and returns the first reply line.
+func (l *lineConn) cmd(line string) string {
+	l.t.Helper()
+	if _, err := fmt.Fprintf(l.c, "%s\r\n", line); err != nil {
+		l.t.Fatalf("send: %v", err)
+	}
+	return l.read()
+}
+
+func (l *lineConn) expectPrefix(got, prefix string) {
+	l.t.Helper()
+	if !strings.HasPrefix(got, prefix) {
+		l.t.Fatalf("want %q..., got %q", prefix, got)
+	}
+}
+
+// pop3Login opens a logged-in POP3 session.
+func pop3Login(t *testing.T, addr, user, pw string) *lineConn {
+	t.Helper()
+	p := dialLine(t, addr)
+	p.expectPrefix(p.read(), "+OK")
+	p.expectPrefix(p.cmd("USER "+user), "+OK")
+	p.expectPrefix(p.cmd("PASS "+pw), "+OK")
+	return p
+}
+
+// retr reads message n and returns its size in octets as sent.
+func (l *lineConn) retr(n int) int {
+	l.t.Helper()
+	l.expectPrefix(l.cmd(fmt.Sprintf("RETR %d", n)), "+OK")
+	size := 0
+	for {
+		s := l.read()
+		if s == "." {
+			return size
+		}
+		size += len(s) + 2
+	}
+}
+
+func sendMail(t *testing.T, addr, to, body string) {
+	t.Helper()
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("sender@remote.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt(to); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(w, "Subject: test\r\n\r\n%s\r\n", body)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFigure(t *testing.T, c *client.Client, cmd, key string, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := figure(t, c, cmd, key)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s is %d, want %d", cmd, key, got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestE2EFigures(t *testing.T) {
+	s := testserver.Start(t, testserver.Options{})
+	s.AddUser(t, "alice", "alicepw")
+	m := mgmtLogin(t, s)
+	// The harness's readiness probes are connections too; let them close.
+	waitFigure(t, m, "LIVE_CONNEC", "LIVE CONNECTIONS", 0)
+	hist0 := figure(t, m, "HISTORIC_CONNEC", "HISTORIC CONNECTIONS")
+	sent0 := figure(t, m, "BYTES_TRANS", "BYTES SENT")
+
+	// One SMTP delivery, then three sessions open at once.
+	body := strings.Repeat("0123456789abcdef", 200)
+	sendMail(t, s.SMTP, "alice@example.test", body)
+	a := dialLine(t, s.SMTP)
+	a.expectPrefix(a.read(), "220")
+	b := dialLine(t, s.Submission)
+	b.expectPrefix(b.read(), "220")
+	p := pop3Login(t, s.POP3, "alice", "alicepw")
+	if got := figure(t, m, "LIVE_CONNEC", "LIVE CONNECTIONS"); got != 3 {
+		t.Fatalf("LIVE CONNECTIONS %d with 3 sessions open", got)
+	}
+	st := do(t, m, "STATUS")
+	for key, want := range map[string]int64{"SMTP LIVE CONNECTIONS": 2, "POP3 LIVE CONNECTIONS": 1, "MGMT LIVE CONNECTIONS": 1, "MESSAGES ACCEPTED": 1, "MESSAGES DELIVERED": 1} {
+		if got, _ := st.Int(key); got != want {
+			t.Errorf("STATUS %s = %d, want %d", key, got, want)
+		}
+	}
+	size := p.retr(1)
+	if size < len(body) {
+		t.Fatalf("RETR returned %d octets", size)
+	}
+	p.expectPrefix(p.cmd("QUIT"), "+OK")
+	a.cmd("QUIT")
+	b.cmd("QUIT")
+	waitFigure(t, m, "LIVE_CONNEC", "LIVE CONNECTIONS", 0)
+	if got := figure(t, m, "HISTORIC_CONNEC", "HISTORIC CONNECTIONS"); got != hist0+4 {
+		t.Fatalf("HISTORIC CONNECTIONS %d, want %d + 4", got, hist0)
+	}
+	if got := figure(t, m, "BYTES_TRANS", "BYTES SENT"); got < sent0+int64(size) {
+		t.Fatalf("BYTES SENT grew by %d, less than the %d-octet message", got-sent0, size)
+	}
+	if got, _ := do(t, m, "STATUS").Int("MESSAGES RETRIEVED"); got != 1 {
+		t.Fatalf("MESSAGES RETRIEVED %d", got)
+	}
+
+	// Historic figures survive a restart.
+	hist1 := figure(t, m, "HISTORIC_CONNEC", "HISTORIC CONNECTIONS")
+	s.Restart(t)
+	m = mgmtLogin(t, s)
+	if got := figure(t, m, "HISTORIC_CONNEC", "HISTORIC CONNECTIONS"); got < hist1 {
+		t.Fatalf("HISTORIC CONNECTIONS %d after restart, was %d", got, hist1)
+	}
+	if got, _ := do(t, m, "STATUS").Int("MESSAGES ACCEPTED"); got != 1 {
+		t.Fatalf("MESSAGES ACCEPTED %d after restart", got)
+	}
+}
+
+func TestE2EMaxConnec(t *testing.T) {
+	s := testserver.Start(t, testserver.Options{})
+	s.AddUser(t, "alice", "alicepw")
+	m := mgmtLogin(t, s)
+	waitFigure(t, m, "LIVE_CONNEC", "LIVE CONNECTIONS", 0)
+	if r := do(t, m, "MAX_CONNEC", "2"); !r.OK {
+		t.Fatalf("MAX_CONNEC: %+v", r)
+	}
+	a := dialLine(t, s.SMTP)
+	a.expectPrefix(a.read(), "220")
+	p := pop3Login(t, s.POP3, "alice", "alicepw")
+	// A third client of either protocol is refused.
+	c := dialLine(t, s.SMTP)
+	c.expectPrefix(c.read(), "421")
+	d := dialLine(t, s.POP3)
+	d.expectPrefix(d.read(), "-ERR")
+	// Open sessions keep working.
+	p.expectPrefix(p.cmd("STAT"), "+OK")
+	if r := do(t, m, "MAX_CONNEC", "3"); !r.OK {
+		t.Fatalf("MAX_CONNEC: %+v", r)
+	}
+	e := dialLine(t, s.POP3)
+	e.expectPrefix(e.read(), "+OK")
+	if got := figure(t, m, "STATUS", "MAX CONNECTIONS"); got != 3 {
+		t.Fatalf("MAX CONNECTIONS %d", got)
+	}
+	if got := figure(t, m, "STATUS", "REJECTED CONNECTIONS"); got != 2 {
+		t.Fatalf("REJECTED CONNECTIONS %d", got)
+	}
+	// The value is a run-time value: it survives a restart. (Sessions
+	// left open would make the server wait its shutdown grace.)
+	a.c.Close()
+	p.c.Close()
+	e.c.Close()
+	s.Restart(t)
+	m = mgmtLogin(t, s)
+	if got := figure(t, m, "STATUS", "MAX CONNECTIONS"); got != 3 {
+		t.Fatalf("MAX CONNECTIONS %d after restart", got)
+	}
+}
+
+func TestE2ETimeout(t *testing.T) {
+	s := testserver.Start(t, testserver.Options{})
+	s.AddUser(t, "alice", "alicepw")
+	open := pop3Login(t, s.POP3, "alice", "alicepw")
+	a := mgmtLogin(t, s)
+	b := mgmtLogin(t, s)
+
+	start := time.Now()
+	if err := a.Send("TIMEOUT", "2"); err != nil {
+		t.Fatal(err)
+	}
+	waitForPaused(t, b, true)
+	c := dialLine(t, s.SMTP)
+	c.expectPrefix(c.read(), "421")
+	d := dialLine(t, s.POP3)
+	d.expectPrefix(d.read(), "-ERR")
+	open.expectPrefix(open.cmd("STAT"), "+OK")
+	r, err := a.ReadReply(true)
+	if err != nil || !r.OK || len(r.Lines) != 1 || r.Lines[0] != "TIMEOUT COMPLETED" {
+		t.Fatalf("TIMEOUT reply %+v %v", r, err)
+	}
+	if el := time.Since(start); el < 1500*time.Millisecond || el > 6*time.Second {
+		t.Fatalf("TIMEOUT 2 answered after %v", el)
+	}
+	e := dialLine(t, s.SMTP)
+	e.expectPrefix(e.read(), "220")
+
+	// The admin vanishes mid-TIMEOUT: the pause still ends on time.
+	a.Send("TIMEOUT", "1")
+	waitForPaused(t, b, true)
+	a.Close()
+	waitForPaused(t, b, false)
+	f := dialLine(t, s.POP3)
+	f.expectPrefix(f.read(), "+OK")
+
+	// RESUME from a second session ends a long pause; the first gets its reply.
+	a = mgmtLogin(t, s)
+	a.Send("TIMEOUT", "3600")
+	waitForPaused(t, b, true)
+	if r := do(t, b, "RESUME"); !r.OK {
+		t.Fatalf("RESUME %+v", r)
+	}
+	if r, err := a.ReadReply(true); err != nil || !r.OK {
+		t.Fatalf("TIMEOUT after RESUME: %+v %v", r, err)
+	}
+	g := dialLine(t, s.SMTP)
+	g.expectPrefix(g.read(), "220")
+	if r := do(t, b, "RESUME"); r.OK || r.Status != "NOT PAUSED" {
+		t.Fatalf("second RESUME %+v", r)
+	}
+}
+
+func waitForPaused(t *testing.T, c *client.Client, paused bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left := figure(t, c, "STATUS", "PAUSED SECONDS LEFT")
+		if (left > 0) == paused {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("PAUSED SECONDS LEFT stays %d", left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestE2EAccounts(t *testing.T) {
+	s := testserver.Start(t, testserver.Options{})
+	m := mgmtLogin(t, s)
+
+	// ADD_USER creates the Maildir; mail can be delivered at once.
+	if r := do(t, m, "ADD_USER", "carol", "carolpw"); !r.OK {
+		t.Fatalf("ADD_USER %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(s.DataDir, "mail", "carol")); err != nil {
+		t.Fatalf("no Maildir: %v", err)
+	}
+	sendMail(t, s.SMTP, "carol@example.test", "hello")
+	if r := do(t, m, "USERS"); !r.OK || r.Lines[0] != "USER COUNT: 2" || r.Lines[2] != "carol" {
+		t.Fatalf("USERS %+v", r)
+	}
+
+	// RESET_USER_PASSWORD: the new password works for POP3 and SMTP AUTH.
+	r := do(t, m, "RESET_USER_PASSWORD", "carol")
+	f, _ := r.Fields()
+	pw := f["NEW PASSWORD"]
+	if !r.OK || pw == "" || pw == "carolpw" {
+		t.Fatalf("RESET_USER_PASSWORD %+v", r)
+	}
+	p := pop3Login(t, s.POP3, "carol", pw)
+	sc, err := smtp.Dial(s.Submission)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	if err := sc.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Auth(smtp.PlainAuth("", "carol", pw, "127.0.0.1")); err != nil {
+		t.Fatalf("SMTP AUTH with the new password: %v", err)
+	}
+	sc.Quit()
+
+	// DELETE_USER refuses while the POP3 session holds the maildrop.
+	if r := do(t, m, "DELETE_USER", "carol"); r.OK || r.Status != "USER IN USE" {
+		t.Fatalf("DELETE_USER in use: %+v", r)
+	}
+	p.expectPrefix(p.cmd("QUIT"), "+OK")
+	// The lock is released when the session ends, which the client sees
+	// slightly before the server is done.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := do(t, m, "DELETE_USER", "carol")
+		if r.OK {
+			break
+		}
+		if r.Status != "USER IN USE" || time.Now().After(deadline) {
+			t.Fatalf("DELETE_USER: %+v", r)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	archived, _ := filepath.Glob(filepath.Join(s.DataDir, "deleted", "carol.*"))
+	if len(archived) != 1 {
+		t.Fatalf("archived Maildirs: %q", archived)
+	}
+	if _, err := os.Stat(filepath.Join(s.DataDir, "mail", "carol")); !os.IsNotExist(err) {
+		t.Fatalf("Maildir still in place: %v", err)
+	}
+	q := dialLine(t, s.POP3)
+	q.expectPrefix(q.read(), "+OK")
+	q.cmd("USER carol")
+	q.expectPrefix(q.cmd("PASS "+pw), "-ERR")
+}
+
+func TestE2ESessionLimit(t *testing.T) {
+	s := testserver.Start(t, testserver.Options{})
+	m := mgmtLogin(t, s)
+	for range 15 {
+		c := dialLine(t, s.MGMT)
+		c.expectPrefix(c.read(), "+OK buzon MGMT")
+	}
+	extra := dialLine(t, s.MGMT)
+	extra.expectPrefix(extra.read(), "-ERR TOO MANY SESSIONS")
+	if got := figure(t, m, "STATUS", "MGMT LIVE CONNECTIONS"); got != 16 {
+		t.Fatalf("MGMT LIVE CONNECTIONS %d", got)
+	}
+	// MGMT sessions are not SMTP+POP3 connections.
+	if got := figure(t, m, "LIVE_CONNEC", "LIVE CONNECTIONS"); got != 0 {
+		t.Fatalf("LIVE CONNECTIONS %d", got)
+	}
+}
