@@ -85,47 +85,57 @@ func popDial(t *testing.T, addr string) *client {
 	return dial(t, addr)
 }
 
-func TestE2ESMTPToPOP3(t *testing.T) {
+// TestE2E shares one server (starting it costs most of the time): the
+// read-only clients first, then deletion, then a crash.
+func TestE2E(t *testing.T) {
 	srv := startE2E(t)
-	c := popDial(t, srv.POP3)
-	c.login("alice", "alice-pw1")
-	var got []string
-	for i := range e2eMessages {
-		_, m := c.retr(i + 1)
-		got = append(got, m)
-	}
-	checkDelivered(t, got)
-	c.cmd("DELE 1")
-	c.cmd("QUIT")
-	c = popDial(t, srv.POP3)
-	c.login("alice", "alice-pw1")
-	if r := c.cmd("STAT"); !strings.HasPrefix(r, "+OK 1 ") {
-		t.Fatalf("STAT after DELE+QUIT: %q", r)
-	}
-	c.cmd("QUIT")
+	t.Run("raw", func(t *testing.T) {
+		c := popDial(t, srv.POP3)
+		c.login("alice", "alice-pw1")
+		var got []string
+		for i := range e2eMessages {
+			_, m := c.retr(i + 1)
+			got = append(got, m)
+		}
+		checkDelivered(t, got)
+		c.cmd("QUIT")
+	})
+	t.Run("curl", func(t *testing.T) { testCurl(t, srv) })
+	t.Run("poplib", func(t *testing.T) { testPoplib(t, srv) })
+	t.Run("dele quit", func(t *testing.T) {
+		c := popDial(t, srv.POP3)
+		c.login("alice", "alice-pw1")
+		c.cmd("DELE 1")
+		if r := c.cmd("QUIT"); r != "+OK Bye, 1 messages deleted" {
+			t.Fatalf("QUIT %q", r)
+		}
+		c = popDial(t, srv.POP3)
+		c.login("alice", "alice-pw1")
+		if r := c.cmd("STAT"); !strings.HasPrefix(r, "+OK 1 ") {
+			t.Fatalf("STAT after DELE+QUIT: %q", r)
+		}
+		c.cmd("QUIT")
+	})
+	t.Run("killed server releases lock", func(t *testing.T) {
+		c := popDial(t, srv.POP3)
+		c.login("alice", "alice-pw1")
+		c.cmd("DELE 1")
+		srv.Kill()
+		srv.Restart(t)
+		c2 := popDial(t, srv.POP3)
+		c2.login("alice", "alice-pw1") // fatal on IN-USE
+		if r := c2.cmd("STAT"); !strings.HasPrefix(r, "+OK 1 ") {
+			t.Fatalf("STAT after crash: %q (DELE without QUIT must remove nothing)", r)
+		}
+		c2.cmd("QUIT")
+	})
 }
 
-func TestE2EKilledServerReleasesLock(t *testing.T) {
-	srv := startE2E(t)
-	c := popDial(t, srv.POP3)
-	c.login("alice", "alice-pw1")
-	c.cmd("DELE 1")
-	srv.Kill()
-	srv.Restart(t)
-	c2 := popDial(t, srv.POP3)
-	c2.login("alice", "alice-pw1") // fatal on IN-USE
-	if r := c2.cmd("STAT"); !strings.HasPrefix(r, "+OK 2 ") {
-		t.Fatalf("STAT after crash: %q (DELE without QUIT must remove nothing)", r)
-	}
-	c2.cmd("QUIT")
-}
-
-func TestE2ECurl(t *testing.T) {
+func testCurl(t *testing.T, srv *testserver.Server) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
 		t.Skip("curl not installed")
 	}
-	srv := startE2E(t)
 	run := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(curl, append([]string{"-sS", "--max-time", "20", "-u", "alice:alice-pw1"}, args...)...)
@@ -175,7 +185,7 @@ p.quit()
 print(json.dumps({"msgs": msgs, "uidl": uidl}))
 `
 
-func TestE2EPoplib(t *testing.T) {
+func testPoplib(t *testing.T, srv *testserver.Server) {
 	// Debian's interpreter first: wrappers around python3 can take
 	// seconds to start.
 	py, err := exec.LookPath("/usr/bin/python3")
@@ -184,7 +194,6 @@ func TestE2EPoplib(t *testing.T) {
 			t.Skip("python3 not installed")
 		}
 	}
-	srv := startE2E(t)
 	for _, mode := range []string{"plain", "stls"} {
 		t.Run(mode, func(t *testing.T) {
 			host, p, _ := net.SplitHostPort(srv.POP3)
