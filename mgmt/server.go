@@ -509,7 +509,7 @@ func (ss *session) pass(password string) (end bool) {
 		return false
 	}
 	if cfg.Throttle.Blocked(remote) {
-		ss.log.Warn("mgmt auth failure", "reason", "blocked")
+		ss.authFailed("blocked")
 		ss.fail(reasonAuthFailed)
 		return true
 	}
@@ -522,12 +522,21 @@ func (ss *session) pass(password string) (end bool) {
 		ss.reply("+OK PASS")
 		return false
 	}
-	// One fixed format with the client address, usable by fail2ban; the
-	// name is not logged (it may be a mistyped password).
-	ss.log.Warn("mgmt auth failure", "reason", "bad credentials")
+	ss.authFailed("bad credentials")
 	closeIt := cfg.Throttle.Failure(ss.ctx, remote)
 	ss.fail(reasonAuthFailed)
 	return closeIt
+}
+
+// authFailed logs a failed login in one fixed format with the client
+// address, usable by fail2ban (as SMTP and POP3 do). The name is not logged:
+// it may be a mistyped password.
+func (ss *session) authFailed(reason string) {
+	ip := ss.raw.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(ip); err == nil {
+		ip = host
+	}
+	ss.srv.log.Warn("mgmt auth failed", "ip", ip, "reason", reason)
 }
 
 // parseCount reads a decimal argument: digits only, no sign.
@@ -858,7 +867,7 @@ func (ss *session) changePassword(oldPW, newPW string) (end bool) {
 	cfg := ss.srv.cfg
 	remote := ss.raw.RemoteAddr()
 	if _, err := cfg.Users.Authenticate(ss.ctx, ss.admin, oldPW); err != nil {
-		ss.log.Warn("mgmt auth failure", "reason", "bad old password")
+		ss.authFailed("bad old password")
 		closeIt := cfg.Throttle.Failure(ss.ctx, remote)
 		ss.fail(reasonInvalidPassword)
 		return closeIt

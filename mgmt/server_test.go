@@ -2,11 +2,14 @@ package mgmt_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -503,5 +506,46 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in time")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestNoArgumentLogged(t *testing.T) {
+	var logBuf syncBuffer
+	h := start(t, func(c *mgmt.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	r := dialRaw(t, h.Addr)
+	r.send("USER admin\r\nPASS WrongPw1\r\nUSER admin\r\nPASS secret\r\n")
+	r.expect("+OK USER", "-ERR AUTHENTICATION FAILED", "+OK USER", "+OK PASS")
+	r.send("ADD_USER frank FrankPw2\r\nCHANGE_PASSWORD WrongPw3 x\r\nCHANGE_PASSWORD secret NewPw4\r\nQUIT\r\n")
+	r.expect("+OK ADD_USER", "USER ADDED SUCCESSFULLY", ".", "-ERR INVALID PASSWORD",
+		"+OK CHANGE_PASSWORD", "PASSWORD CHANGED SUCCESSFULLY", ".", "+OK GOODBYE")
+	r.expectClosed()
+	waitFor(t, func() bool { return h.Srv.Sessions() == 0 })
+	log := logBuf.String()
+	for _, secret := range []string{"WrongPw1", "secret", "FrankPw2", "WrongPw3", "NewPw4"} {
+		if strings.Contains(log, secret) {
+			t.Errorf("log holds %q:\n%s", secret, log)
+		}
+	}
+	if n := strings.Count(log, `msg="mgmt auth failed" ip=127.0.0.1 `); n != 2 {
+		t.Errorf("%d auth failure lines:\n%s", n, log)
 	}
 }
