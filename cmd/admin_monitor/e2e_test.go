@@ -19,3 +19,18 @@ func TestE2ESeedStatus(t *testing.T) {
 		t.Fatalf("got %d %q %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// --tls against the real server: STLS, then a login that plaintext would
+// not be allowed (loopback is not trusted here).
+func TestE2ETLS(t *testing.T) {
+	s := testserver.Start(t, testserver.Options{TLS: true, YAML: "auth:\n  trust_loopback: false\n"})
+	env := map[string]string{"BUZON_MGMT_ADDR": s.MGMT, "BUZON_MGMT_PASSWORD": s.AdminPassword}
+	r := runWith(env, "NOOP")
+	if r.code != 1 || !strings.Contains(r.stderr, "PLAINTEXT AUTHENTICATION DISALLOWED") {
+		t.Fatalf("plaintext: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	r = runWith(env, "--tls", "--ca-file", s.Cert.CertFile, "LIVE_CONNEC")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "+OK LIVE_CONNEC\n") {
+		t.Fatalf("tls: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}
