@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -403,5 +404,33 @@ func TestE2ESessionLimit(t *testing.T) {
 	// MGMT sessions are not SMTP+POP3 connections.
 	if got := figure(t, m, "LIVE_CONNEC", "LIVE CONNECTIONS"); got != 0 {
 		t.Fatalf("LIVE CONNECTIONS %d", got)
+	}
+}
+
+// TRANSFORM needs transform.command, which SIGHUP may add; the switch is a
+// run-time value kept across restarts.
+func TestE2ETransformReload(t *testing.T) {
+	s := testserver.Start(t, testserver.Options{})
+	m := mgmtLogin(t, s)
+	if r := do(t, m, "TRANSFORM", "ON"); r.OK || r.Status != "NO TRANSFORM COMMAND CONFIGURED" {
+		t.Fatalf("TRANSFORM ON without a command: %+v", r)
+	}
+	f, err := os.OpenFile(s.ConfigFile, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "transform:\n  command: [/bin/cat]\n")
+	f.Close()
+	if err := s.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitLog(t, "configuration reloaded", 5*time.Second)
+	if r := do(t, m, "TRANSFORM", "ON"); !r.OK || r.Lines[0] != "TRANSFORMATIONS: ON" {
+		t.Fatalf("TRANSFORM ON after reload: %+v", r)
+	}
+	s.Restart(t)
+	m = mgmtLogin(t, s)
+	if r := do(t, m, "TRANSFORM"); !r.OK || r.Lines[0] != "TRANSFORMATIONS: ON" {
+		t.Fatalf("TRANSFORM after restart: %+v", r)
 	}
 }
