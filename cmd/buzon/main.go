@@ -20,7 +20,7 @@ func main() {
 
 // run executes the command tree and returns the exit status.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	root := newRoot(stdin, stdout, stderr)
+	root := newRoot(args, stdin, stdout, stderr)
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(stderr, "buzon:", err)
@@ -32,10 +32,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // globals are the flags every command shares.
 type globals struct {
 	configFile string
+	args       []string // the command line, for error messages
 }
 
-func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
-	g := &globals{}
+func newRoot(args []string, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{args: args}
 	root := &cobra.Command{
 		Use:           "buzon",
 		Short:         "buzon: SMTP, POP3 and management in one mail server",

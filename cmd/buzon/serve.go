@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -55,6 +56,16 @@ the configuration's reloadable keys, SIGUSR1 reopens the log file.`,
 		},
 	}
 	addServeFlags(cmd)
+	// "-f/path" fails in the flag parser (with NoOptDefVal, "/" reads as
+	// the next shorthand); say why -f is refused rather than that error.
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		for _, a := range g.args {
+			if strings.HasPrefix(a, "-f") {
+				return errVRFYRemoved
+			}
+		}
+		return err
+	})
 	f := cmd.Flags()
 	f.BoolP("version", "v", false, "print the version and exit")
 	f.StringP("vrfy-directory", "f", "", "removed (VRFY answers 252)")
