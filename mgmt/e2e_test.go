@@ -387,6 +387,21 @@ func TestE2EAccounts(t *testing.T) {
 	q.expectPrefix(q.read(), "+OK")
 	q.cmd("USER carol")
 	q.expectPrefix(q.cmd("PASS "+pw), "-ERR")
+
+	// MAX_USERS bounds ADD_USER and cannot go below the accounts there are.
+	for _, step := range []struct {
+		cmd    []string
+		status string
+	}{
+		{[]string{"MAX_USERS", "2"}, "MAX_USERS"},
+		{[]string{"ADD_USER", "dave", "davepw"}, "ADD_USER"},
+		{[]string{"ADD_USER", "erin", "erinpw"}, "MAX USERS REACHED"},
+		{[]string{"MAX_USERS", "1"}, "INVALID MAX USERS"},
+	} {
+		if r := do(t, m, step.cmd[0], step.cmd[1:]...); r.Status != step.status {
+			t.Fatalf("%q: %+v", step.cmd, r)
+		}
+	}
 }
 
 func TestE2ESessionLimit(t *testing.T) {
