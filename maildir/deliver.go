@@ -42,7 +42,7 @@ func (s *Store) Begin(users ...string) (*Delivery, error) {
 		return nil, fmt.Errorf("deliver to %s: %w", uniq[0], err)
 	}
 	d := &Delivery{s: s, users: uniq, dirs: dirs, unique: unique, tmp: tmp, f: f}
-	d.buf = bufio.NewWriterSize(f, 64<<10)
+	d.buf = s.getBuf(f)
 	d.conv.w = d.buf
 	return d, nil
 }
@@ -96,6 +96,8 @@ func (d *Delivery) Commit() ([]string, error) {
 	}
 	d.done = true
 	names, err := d.commit()
+	d.s.putBuf(d.buf)
+	d.buf, d.conv.w = nil, nil
 	if err != nil {
 		_ = d.s.fs.Remove(d.tmp)
 		return nil, fmt.Errorf("deliver to %s: %w", d.users[0], err)
@@ -197,6 +199,8 @@ func (d *Delivery) Abort() error {
 		return nil
 	}
 	d.done = true
+	d.s.putBuf(d.buf)
+	d.buf, d.conv.w = nil, nil
 	_ = d.f.Close()
 	if err := d.s.fs.Remove(d.tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("abort delivery to %s: %w", d.users[0], err)
@@ -296,4 +300,18 @@ func (b *Batch) Close() error {
 		return fmt.Errorf("batch to %s: %d messages not delivered: %w", b.user, len(b.pending), err)
 	}
 	return nil
+}
+
+// getBuf returns a 64 KiB write buffer from the store's pool.
+func (s *Store) getBuf(w io.Writer) *bufio.Writer {
+	if b, ok := s.bufs.Get().(*bufio.Writer); ok {
+		b.Reset(w)
+		return b
+	}
+	return bufio.NewWriterSize(w, 64<<10)
+}
+
+func (s *Store) putBuf(b *bufio.Writer) {
+	b.Reset(nil)
+	s.bufs.Put(b)
 }

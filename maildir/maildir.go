@@ -59,6 +59,8 @@ type Store struct {
 	log   *slog.Logger
 	names *namer
 
+	bufs sync.Pool // *bufio.Writer for deliveries
+
 	mu    sync.Mutex
 	sizes map[string]int64 // CRLF sizes computed for names without ,W= (key: maildir path + "\x00" + id)
 }
@@ -287,8 +289,9 @@ type Maildir struct {
 	user string
 	dir  string
 
-	mu    sync.Mutex
-	paths map[string]string // id → "new/<name>" or "cur/<name>" as last seen
+	mu     sync.Mutex
+	listed []entry        // the last List, until paths is built from it
+	paths  map[string]loc // id → file, as last seen
 }
 
 // Maildir returns the user's Maildir (ErrInvalidUser, ErrNoMaildir).

@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // entry is one message file found by a scan.
 type entry struct {
 	p   parsedName
-	rel string // "new/<name>" or "cur/<name>"
+	loc loc
 }
 
 // scan reads the names in new/ and cur/ (no stat, no read), ordered by
@@ -32,7 +34,7 @@ func (m *Maildir) scan() ([]entry, error) {
 			}
 			return nil, m.errorf("list", err)
 		}
-		names, err := f.Readdirnames(-1)
+		names, err := readNames(f)
 		f.Close()
 		if err != nil {
 			return nil, m.errorf("list", err)
@@ -45,7 +47,7 @@ func (m *Maildir) scan() ([]entry, error) {
 			if !ok {
 				continue
 			}
-			ents = append(ents, entry{p: p, rel: sub + "/" + n})
+			ents = append(ents, entry{p: p, loc: loc{sub, n}})
 		}
 	}
 	slices.SortFunc(ents, func(a, b entry) int {
@@ -88,11 +90,9 @@ func (m *Maildir) List() ([]Message, error) {
 		kept = append(kept, e)
 		msgs = append(msgs, Message{ID: e.p.id, Size: size})
 	}
+	// The id → file map for Open and Remove is built on first use.
 	m.mu.Lock()
-	m.paths = make(map[string]string, len(kept))
-	for _, e := range kept {
-		m.paths[e.p.id] = e.rel
-	}
+	m.listed, m.paths = kept, nil
 	m.mu.Unlock()
 	return msgs, nil
 }
@@ -102,11 +102,11 @@ func (m *Maildir) foreignSize(e entry) (int64, bool) {
 	if v, ok := m.s.cachedSize(m.dir, e.p.id); ok {
 		return v, true
 	}
-	f, err := os.Open(filepath.Join(m.dir, e.rel))
+	f, err := os.Open(m.path(e.loc))
 	if errors.Is(err, os.ErrNotExist) {
 		// Moved since the scan (new/ → cur/, flags changed): find it again.
-		if rel, ok := m.find(e.p.id); ok {
-			f, err = os.Open(filepath.Join(m.dir, rel))
+		if l, ok := m.find(e.p.id); ok {
+			f, err = os.Open(m.path(l))
 		}
 	}
 	if err != nil {
@@ -124,29 +124,28 @@ func (m *Maildir) foreignSize(e entry) (int64, bool) {
 }
 
 // find rescans new/ and cur/ for the file holding id.
-func (m *Maildir) find(id string) (string, bool) {
+func (m *Maildir) find(id string) (loc, bool) {
 	ents, err := m.scan()
 	if err != nil {
-		return "", false
+		return loc{}, false
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.paths == nil {
-		m.paths = make(map[string]string, len(ents))
-	}
-	rel, ok := "", false
+	m.buildPaths()
+	var l loc
+	ok := false
 	for _, e := range ents {
 		if e.p.id == id {
-			rel, ok = e.rel, true
+			l, ok = e.loc, true
 		}
 		if _, known := m.paths[e.p.id]; known {
-			m.paths[e.p.id] = e.rel
+			m.paths[e.p.id] = e.loc
 		}
 	}
 	if ok {
-		m.paths[id] = rel
+		m.paths[id] = l
 	}
-	return rel, ok
+	return l, ok
 }
 
 // locate calls op on the file of id: the path seen by the last List
@@ -157,19 +156,20 @@ func (m *Maildir) locate(id string, op func(path string) error) error {
 		return ErrNotFound
 	}
 	m.mu.Lock()
-	rel, ok := m.paths[id]
+	m.buildPaths()
+	l, ok := m.paths[id]
 	m.mu.Unlock()
 	if ok {
-		err := op(filepath.Join(m.dir, rel))
+		err := op(m.path(l))
 		if !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
-	rel, ok = m.find(id)
+	l, ok = m.find(id)
 	if !ok {
 		return ErrNotFound
 	}
-	err := op(filepath.Join(m.dir, rel))
+	err := op(m.path(l))
 	if errors.Is(err, os.ErrNotExist) {
 		return ErrNotFound
 	}
@@ -220,3 +220,42 @@ func (m *Maildir) Sync() error {
 	}
 	return nil
 }
+
+// buildPaths makes the id → file map from the last listing; m.mu held.
+func (m *Maildir) buildPaths() {
+	if m.paths != nil {
+		return
+	}
+	m.paths = make(map[string]loc, len(m.listed))
+	for _, e := range m.listed {
+		m.paths[e.p.id] = e.loc
+	}
+	m.listed = nil
+}
+
+// readNames returns the names in an open directory, reading entries in
+// large blocks (fewer getdents calls than os.File.Readdirnames on big
+// maildrops). "." and ".." are left out.
+func readNames(f *os.File) ([]string, error) {
+	buf := make([]byte, 256<<10)
+	var names []string
+	fd := int(f.Fd())
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "getdents", Path: f.Name(), Err: err}
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
+}
+
+// loc is where a message file was seen: "new" or "cur", and its name.
+type loc struct{ sub, name string }
+
+func (m *Maildir) path(l loc) string { return m.dir + "/" + l.sub + "/" + l.name }
