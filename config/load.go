@@ -130,8 +130,8 @@ func load(opts Options, path string, data []byte) (*Config, *Meta, []string, err
 		hostFn = os.Hostname
 	}
 	defHost, err := hostFn()
-	if err != nil || defHost == "" {
-		defHost = "localhost"
+	if err != nil || !validDomain(defHost) {
+		defHost = "localhost" // an OS name that is no valid host name must not stop the start
 	}
 
 	v := viper.NewWithOptions(viper.KeyDelimiter(keyDelim))
