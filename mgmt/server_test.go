@@ -549,3 +549,16 @@ func TestNoArgumentLogged(t *testing.T) {
 		t.Errorf("%d auth failure lines:\n%s", n, log)
 	}
 }
+
+func TestDotStuffing(t *testing.T) {
+	h := start(t, nil)
+	// The real store never makes such a name; the fake lets the framing be
+	// tested.
+	if err := h.Users.Add(".dot", "pw", false); err != nil {
+		t.Fatal(err)
+	}
+	r := dialRaw(t, h.Addr)
+	r.login()
+	r.send("USERS\r\n")
+	r.expect("+OK USERS", "USER COUNT: 2", "..dot", "admin", ".")
+}
