@@ -138,8 +138,7 @@ func (s *Server) Serve(l net.Listener) error {
 			if closing {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if retryable(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				time.Sleep(backoff) // accept errors are transient (EMFILE); do not spin
 				continue
@@ -158,6 +157,17 @@ func (s *Server) Serve(l net.Listener) error {
 		s.mu.Unlock()
 		go s.serveConn(c)
 	}
+}
+
+// retryable reports accept errors that pass, such as running out of file
+// descriptors (EMFILE) or a client resetting before accept.
+func retryable(err error) bool {
+	var t interface{ Temporary() bool }
+	if errors.As(err, &t) && t.Temporary() {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // Shutdown stops accepting, ends idle sessions and waiting TIMEOUTs at once,

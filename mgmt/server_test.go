@@ -8,8 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -561,4 +564,28 @@ func TestDotStuffing(t *testing.T) {
 	r.login()
 	r.send("USERS\r\n")
 	r.expect("+OK USERS", "USER COUNT: 2", "..dot", "admin", ".")
+}
+
+// flaky fails its first Accept the way a process out of descriptors does.
+type flaky struct {
+	net.Listener
+	failed atomic.Bool
+}
+
+func (f *flaky) Accept() (net.Conn, error) {
+	if !f.failed.Swap(true) {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept", syscall.EMFILE)}
+	}
+	return f.Listener.Accept()
+}
+
+func TestAcceptErrorRetried(t *testing.T) {
+	h := start(t, nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go h.Srv.Serve(&flaky{Listener: l})
+	r := dialRaw(t, l.Addr().String())
+	r.login()
 }
