@@ -37,11 +37,12 @@ func dovecotPOP3(t *testing.T) string {
 // reading mail from mail_location.
 type dovecot struct {
 	bin, conf, user string
-	uid, gid        int // owner for the Maildirs (-1: keep)
+	testDir         string // t.TempDir holding everything
+	uid, gid        int    // owner for the Maildirs (-1: keep)
 }
 
 func newDovecot(t *testing.T, dir string) *dovecot {
-	d := &dovecot{bin: dovecotPOP3(t), uid: -1, gid: -1}
+	d := &dovecot{bin: dovecotPOP3(t), uid: -1, gid: -1, testDir: dir}
 	conf := []string{
 		"mail_location = maildir:~/Maildir",
 		"log_path = /dev/stderr",
@@ -82,11 +83,14 @@ func (d *dovecot) prepare(t *testing.T, home string) {
 	if d.uid < 0 {
 		return
 	}
-	for p := home; p != "/"; p = filepath.Dir(p) {
-		os.Chmod(p, 0o755) // t.TempDir's parents are 0700
-		if p == os.TempDir() {
-			break
-		}
+	// t.TempDir and its per-test parent are 0700: open them for the
+	// Dovecot user (only those two, never the system's temp dir).
+	for p := home; p != d.testDir && len(p) > len(d.testDir); p = filepath.Dir(p) {
+		os.Chmod(p, 0o755)
+	}
+	os.Chmod(d.testDir, 0o755)
+	if parent := filepath.Dir(d.testDir); parent != filepath.Clean(os.TempDir()) && parent != "/" {
+		os.Chmod(parent, 0o755)
 	}
 	err := filepath.Walk(home, func(p string, _ os.FileInfo, err error) error {
 		if err != nil {
@@ -216,6 +220,33 @@ func postfixStyle(t *testing.T, src, dst string) {
 	}
 }
 
+// correlatedStyle links src's messages into dst under names that differ
+// only in a sequential counter written twice: <t>.M<i>P<pid>Q<i>.<host>.
+func correlatedStyle(t *testing.T, src, dst string) {
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(dst, sub), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ents, err := os.ReadDir(filepath.Join(src, "new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, 0, len(ents))
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	slices.Sort(names)
+	for i, name := range names {
+		sec, _, _ := strings.Cut(name, ".")
+		sizes := name[strings.Index(name, ",S="):]
+		c := fmt.Sprintf("%s.M%dP4242Q%d.mx.example.org%s", sec, i, i, sizes)
+		if err := os.Link(filepath.Join(src, "new", name), filepath.Join(dst, "new", c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
@@ -260,6 +291,16 @@ func TestDovecotReadsBuzonMaildir(t *testing.T) {
 	postfixStyle(t, filepath.Join(buzonHome, "Maildir"), filepath.Join(postfixHome, "Maildir"))
 	dv.prepare(t, buzonHome)
 	dv.prepare(t, postfixHome)
+	if os.Getenv("BUZON_DOVECOT_CONTROL") != "" {
+		// Control: the correlated naming that made Dovecot slow, to show
+		// the measurement tells the schemes apart (opt-in: it is slow).
+		controlHome := filepath.Join(dir, "c")
+		correlatedStyle(t, filepath.Join(buzonHome, "Maildir"), filepath.Join(controlHome, "Maildir"))
+		dv.prepare(t, controlHome)
+		dv.session(t, controlHome, "STAT", "LIST", "UIDL", "QUIT")
+		_, d := dv.session(t, controlHome, "STAT", "LIST", "UIDL", "QUIT")
+		t.Logf("control: dovecot login+STAT+LIST+UIDL+QUIT with names <t>.M<i>P<pid>Q<i>.<host>: %v", d.Round(time.Millisecond))
+	}
 
 	md, err := store.Maildir("Maildir")
 	if err != nil {
