@@ -277,6 +277,9 @@ func (s *server) reload() {
 	cfg.SMTP.Listen, cfg.SMTP.SubmissionListen, cfg.SMTP.TLSListen = old.SMTP.Listen, old.SMTP.SubmissionListen, old.SMTP.TLSListen
 	cfg.POP3.Listen, cfg.POP3.TLSListen = old.POP3.Listen, old.POP3.TLSListen
 	cfg.MGMT.Listen = old.MGMT.Listen
+	if old.TLS.Enabled() != cfg.TLS.Enabled() {
+		cfg.TLS = old.TLS // listeners and STARTTLS offers were built at start
+	}
 
 	if err := s.logs.apply(cfg.Log); err != nil {
 		s.log.Error("reload: log settings", "err", err)
