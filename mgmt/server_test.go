@@ -589,3 +589,17 @@ func TestAcceptErrorRetried(t *testing.T) {
 	r := dialRaw(t, l.Addr().String())
 	r.login()
 }
+
+// Commands pipelined behind a TIMEOUT wait for it: replies stay in order.
+func TestTimeoutPipelined(t *testing.T) {
+	h := start(t, nil)
+	r := dialRaw(t, h.Addr)
+	r.login()
+	begin := time.Now()
+	r.send("TIMEOUT 1\r\nNOOP\r\nRESUME\r\n")
+	r.expect("+OK TIMEOUT", "TIMEOUT COMPLETED", ".")
+	if el := time.Since(begin); el < 900*time.Millisecond {
+		t.Fatalf("TIMEOUT answered after %v", el)
+	}
+	r.expect("+OK NOOP", ".", "-ERR NOT PAUSED")
+}
