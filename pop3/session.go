@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/idle"
 	"github.com/buzon-mail/buzon/maildir"
 )
 
@@ -40,33 +41,14 @@ var (
 	errEndSession  = errors.New("session ended")
 )
 
-// deadlineConn gives every Read and Write its own deadline of idle once
-// the session has logged in (RFC 1939 §3: an inactivity timer). Before
-// login idle is zero and the absolute login deadline set on the connection
-// applies instead.
-type deadlineConn struct {
-	net.Conn
-	idle time.Duration
-}
-
-func (c *deadlineConn) Read(p []byte) (int, error) {
-	if c.idle > 0 {
-		_ = c.Conn.SetReadDeadline(time.Now().Add(c.idle))
-	}
-	return c.Conn.Read(p)
-}
-
-func (c *deadlineConn) Write(p []byte) (int, error) {
-	if c.idle > 0 {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.idle))
-	}
-	return c.Conn.Write(p)
-}
-
 type session struct {
-	srv    *Server
-	raw    net.Conn // the socket, closed to cut the session off
-	conn   *deadlineConn
+	srv *Server
+	raw net.Conn // the socket, closed to cut the session off
+	// conn gives every read and write its own deadline of
+	// limits.idle_timeout once logged in (RFC 1939 §3: an inactivity
+	// timer); before login its timeout is zero and the absolute login
+	// deadline set on the wrapped connection applies.
+	conn   *idle.Conn
 	r      *bufio.Reader
 	w      *bufio.Writer
 	remote net.Addr
@@ -94,7 +76,7 @@ func (srv *Server) newSession(c net.Conn) *session {
 	if tc, ok := c.(*tls.Conn); ok {
 		s.raw = tc.NetConn()
 	}
-	s.conn = &deadlineConn{Conn: c}
+	s.conn = idle.New(c, 0)
 	s.r = bufio.NewReaderSize(s.conn, maxSASLLine)
 	s.w = bufio.NewWriterSize(s.conn, 32<<10)
 	return s
@@ -126,6 +108,8 @@ func (s *session) serve(ctx context.Context) {
 	login, _ := s.srv.timeouts()
 	// limits.login_timeout: an absolute deadline until login, covering the
 	// implicit-TLS handshake and any STLS handshake too.
+	// Set on the wrapped connection: idle.Conn's own SetDeadline would be
+	// replaced by its next Read.
 	_ = s.conn.Conn.SetDeadline(start.Add(login))
 	if tc, ok := s.conn.Conn.(*tls.Conn); ok {
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -269,9 +253,13 @@ const msgPlaintext = "[AUTH] Plaintext authentication disallowed without TLS"
 
 // dispatch runs one command. A non-nil error ends the session.
 func (s *session) dispatch(line string) error {
-	cmd, err := s.parse(line)
+	cmd, err := parseCommand(line)
 	if err != nil {
-		if s.badCommand(err.Error()) {
+		msg := "Invalid command"
+		if errors.Is(err, errEmpty) {
+			msg = "Empty command"
+		}
+		if s.badCommand(msg) {
 			return errEndSession
 		}
 		return nil
@@ -353,17 +341,6 @@ func (s *session) dispatch(line string) error {
 		return bad("Unknown command")
 	}
 	return nil
-}
-
-func (s *session) parse(line string) (command, error) {
-	cmd, err := parseCommand(line)
-	switch {
-	case errors.Is(err, errEmpty):
-		return cmd, errors.New("Empty command")
-	case err != nil:
-		return cmd, errors.New("Invalid command")
-	}
-	return cmd, nil
 }
 
 // capa lists the capabilities of SPEC §5 (RFC 2449 §5).
@@ -557,9 +534,9 @@ func (s *session) authenticate(name, password string) error {
 	s.login = user
 	s.state = stateTransaction
 	// From now on limits.idle_timeout per read and per write.
-	_, idle := s.srv.timeouts()
+	_, idleTimeout := s.srv.timeouts()
 	_ = s.conn.Conn.SetDeadline(time.Time{})
-	s.conn.idle = idle
+	s.conn.SetTimeout(idleTimeout)
 	n, size := s.totals()
 	s.ok("Logged in, " + strconv.Itoa(n) + " messages (" + strconv.FormatInt(size, 10) + " octets)")
 	return nil
@@ -593,7 +570,8 @@ func sanitize(v string) string {
 	if len(v) > 64 {
 		v = v[:64]
 	}
-	return strconv.QuoteToASCII(v)[1 : len(strconv.QuoteToASCII(v))-1]
+	q := strconv.QuoteToASCII(v)
+	return q[1 : len(q)-1]
 }
 
 // cmdSTLS implements RFC 2595 §4.
