@@ -1,6 +1,10 @@
 package config
 
-import "testing"
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
 
 // FuzzLoad feeds random YAML to the loader: it must return a config or an
 // error, never panic.
@@ -20,6 +24,28 @@ func FuzzLoad(f *testing.F) {
 		cfg, meta, _, err := load(opts, "fuzz.yaml", data)
 		if err == nil && (cfg == nil || meta == nil) {
 			t.Fatal("nil config without error")
+		}
+	})
+}
+
+// FuzzSplitCommand: never panics, and quoting its words again with single
+// quotes splits back to the same words.
+func FuzzSplitCommand(f *testing.F) {
+	for _, s := range []string{"", "a b", `'a b' "c\"d" e\ f`, `"\$x"`, "a\\\nb", `'`, `"\`, "\x00\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		argv, err := SplitCommand(s)
+		if err != nil {
+			return
+		}
+		q := make([]string, len(argv))
+		for i, a := range argv {
+			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		again, err := SplitCommand(strings.Join(q, " "))
+		if err != nil || !reflect.DeepEqual(again, argv) && !(len(again) == 0 && len(argv) == 0) {
+			t.Fatalf("%q → %q → %q (%v)", s, argv, again, err)
 		}
 	})
 }

@@ -209,7 +209,33 @@ func load(opts Options, path string, data []byte) (*Config, *Meta, []string, err
 			return nil, nil, nil, err
 		}
 	}
-	return cfg, meta, cfg.warnings(), nil
+	return cfg, meta, append(cfg.warnings(), envWarnings(os.Environ())...), nil
+}
+
+// notConfig are BUZON_ variables of other tools (admin_monitor) that look
+// like configuration keys.
+var notConfig = map[string]bool{"BUZON_MGMT_ADDR": true, "BUZON_MGMT_PASSWORD": true}
+
+// envWarnings reports BUZON_<SECTION>_* variables that set no key: most
+// likely a typo that would otherwise be ignored silently.
+func envWarnings(environ []string) []string {
+	known := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		known[EnvName(k.name)] = true
+	}
+	var w []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) || known[name] || notConfig[name] {
+			continue
+		}
+		rest := strings.ToLower(strings.TrimPrefix(name, EnvPrefix))
+		if sec, _, ok := strings.Cut(rest, "_"); ok && sections[sec] {
+			w = append(w, fmt.Sprintf("environment variable %s sets no configuration key (ignored)", name))
+		}
+	}
+	sort.Strings(w)
+	return w
 }
 
 // RuntimeValues are the values MGMT can change at run time.

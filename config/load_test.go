@@ -451,3 +451,10 @@ func TestEnvName(t *testing.T) {
 		}
 	}
 }
+
+func TestEnvWarnings(t *testing.T) {
+	got := envWarnings([]string{"BUZON_SMTP_LISTN=x", "BUZON_SMTP_LISTEN=x", "BUZON_MGMT_ADDR=x", "BUZON_BIN=x", "HOME=/", "BUZON_LIMITS_MAXUSERS=1"})
+	if len(got) != 2 || !strings.Contains(got[0], "BUZON_LIMITS_MAXUSERS") || !strings.Contains(got[1], "BUZON_SMTP_LISTN") {
+		t.Fatalf("warnings %q", got)
+	}
+}
