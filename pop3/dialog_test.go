@@ -52,6 +52,7 @@ func TestDialogs(t *testing.T) {
 			{strings.Repeat("BAD\r\n", 9), nil}, {"QUIT\r\n", []string{"+OK*"}}}},
 		{"user pass", false, []step{login, {"QUIT\r\n", []string{"+OK Bye, 0 messages deleted", "<EOF>"}}}},
 		{"user name case-insensitive", false, []step{{"user ALICE\r\npass secret\r\n", []string{"+OK*", "+OK Logged in*"}}}},
+		{"path in user name", false, []step{{"USER ../../etc/passwd\r\nPASS x\r\n", []string{"+OK*", "-ERR [AUTH] Authentication failed"}}}},
 		{"user without name", false, []step{{"USER\r\n", []string{"-ERR Usage*"}}}},
 		{"pass without user", false, []step{{"PASS secret\r\n", []string{"-ERR USER first"}}}},
 		{"wrong password", false, []step{{"USER alice\r\nPASS nope\r\n", []string{"+OK*", "-ERR [AUTH] Authentication failed"}},

@@ -1,7 +1,10 @@
 package pop3
 
 import (
+	"bufio"
+	"crypto/tls"
 	"encoding/json"
+	"io"
 	"net"
 	"net/smtp"
 	"os/exec"
@@ -239,4 +242,57 @@ func TestE2EInsecureRemote(t *testing.T) {
 	if !strings.Contains(caps, "STLS") || strings.Contains(caps, "SASL") {
 		t.Fatalf("CAPA %q", caps)
 	}
+}
+
+// TestE2ERefusal: over limits.max_connections_per_ip a client gets
+// -ERR [SYS/TEMP] and the connection is closed; on POP3S after the
+// handshake.
+func TestE2ERefusal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test in -short mode")
+	}
+	srv := testserver.Start(t, testserver.Options{TLS: true, YAML: "limits:\n  max_connections_per_ip: 1\n"})
+	// The harness's readiness probes may still count for a moment: retry
+	// until one session is in.
+	var first *client
+	deadline := time.Now().Add(10 * time.Second)
+	for first == nil {
+		c, err := net.Dial("tcp", srv.POP3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		if g, _ := r.ReadString('\n'); strings.HasPrefix(g, "+OK") {
+			first = &client{t: t, conn: c, r: r}
+			defer c.Close()
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("no session admitted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c, err := net.Dial("tcp", srv.POP3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	b, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(b), "-ERR [SYS/TEMP] ") {
+		t.Fatalf("refusal %q", b)
+	}
+	tc, err := tls.Dial("tcp", srv.POP3TLS, srv.Cert.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	b, _ = io.ReadAll(tc)
+	if !strings.HasPrefix(string(b), "-ERR [SYS/TEMP] ") {
+		t.Fatalf("POP3S refusal %q", b)
+	}
+	first.cmd("QUIT")
 }

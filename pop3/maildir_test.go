@@ -262,6 +262,24 @@ func TestIdleTimeoutCutsOffStalledReader(t *testing.T) {
 	}
 }
 
+func TestClientVanishesMidRetr(t *testing.T) {
+	big := "Subject: big\n\n" + strings.Repeat(strings.Repeat("y", 99)+"\n", 20000)
+	e := newEnv(t, []string{big}, nil)
+	c := dial(t, e.addr)
+	c.login("alice", "secret")
+	c.cmd("DELE 1")
+	c.cmd("RSET")
+	c.send("RETR 1\r\n")
+	if _, err := io.ReadFull(c.r, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	c.conn.Close()
+	e.waitUnlocked(t)
+	if n := e.count(t); n != 1 {
+		t.Fatal("message lost")
+	}
+}
+
 func TestLoginTimeout(t *testing.T) {
 	e := newEnv(t, nil, func(s *Server) { s.LoginTimeout = 200 * time.Millisecond })
 	c := dial(t, e.addr)
