@@ -684,6 +684,21 @@ func TestBatch(t *testing.T) {
 		t.Fatal("add after close")
 	}
 
+	// A reader failing midway: nothing of that message stays anywhere.
+	b3, _ := s.Batch("u")
+	if _, err := b3.Add(&failingReader{n: 100 << 10}); err == nil {
+		t.Fatal("failing reader accepted")
+	}
+	if err := b3.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := dirNames(t, filepath.Join(s.Root(), "u", "tmp")); len(n) != 0 {
+		t.Fatalf("tmp: %q", n)
+	}
+	if list, _ := m.List(); len(list) != 20 {
+		t.Fatalf("%d messages after failed add", len(list))
+	}
+
 	fs := newFaultFS()
 	s2 := newStore(t, fs, "u")
 	b2, _ := s2.Batch("u")

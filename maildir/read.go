@@ -208,6 +208,9 @@ func (m *Maildir) Remove(id string) error {
 	m.mu.Lock()
 	delete(m.paths, id)
 	m.mu.Unlock()
+	m.s.mu.Lock()
+	delete(m.s.sizes, m.dir+"\x00"+id)
+	m.s.mu.Unlock()
 	return nil
 }
 
