@@ -96,6 +96,9 @@ func TestSwaks(t *testing.T) {
 			marker := fmt.Sprintf("swaks-%s-%d", tc.name, time.Now().UnixNano())
 			args := append([]string{"--header", "Subject: " + marker, "--body", "body " + marker, "--timeout", "20"}, tc.args...)
 			out, err := exec.Command(swaks, args...).CombinedOutput()
+			if strings.Contains(string(out), "requires Net::SSLeay") {
+				t.Skip("swaks TLS needs Debian package libnet-ssleay-perl")
+			}
 			if (err == nil) != tc.ok {
 				t.Fatalf("swaks %v: err=%v\n%s", args, err, out)
 			}
@@ -139,7 +142,7 @@ account auth
 host %[2]s
 port %[4]s
 from alice@example.test
-auth on
+auth plain
 user alice
 password alice-pw1
 tls off
