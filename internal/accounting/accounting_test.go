@@ -244,6 +244,10 @@ func TestLimitsAndPause(t *testing.T) {
 			// Plain: greetings and refusals only (the clients send nothing).
 			// TLS: the handshakes' records as well, both ways.
 			wantSent := int64(5*len(greeting) + len(busyLine) + len(pausedLine))
+			// A byte count is added once the server's Write has returned,
+			// which may be just after the client has read the bytes.
+			eventually(t, "bytes counted", func() bool { return a.Snapshot().BytesSent >= wantSent })
+			st = a.Snapshot()
 			if tc.cert == nil && (st.BytesSent != wantSent || st.BytesReceived != 0) ||
 				tc.cert != nil && (st.BytesSent <= wantSent || st.BytesReceived == 0) {
 				t.Fatalf("bytes: %+v", st)
