@@ -18,7 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/buzon-mail/buzon/internal/testcert"
+	"github.com/buzon-mail/buzon/maildir"
 	"github.com/buzon-mail/buzon/users"
 )
 
@@ -178,8 +181,21 @@ type harness struct {
 }
 
 // start runs a Server on loopback with port-25, submission and
-// implicit-TLS listeners; mutate may change the options first.
+// implicit-TLS listeners, backed by the real user store and Maildir store
+// under t.TempDir(); mutate may change the options first.
 func start(t testing.TB, mutate func(*Options)) *harness {
+	t.Helper()
+	return startStores(t, false, mutate)
+}
+
+// startFake is start with the in-memory users and the fault-injecting
+// dirStore (h.store) instead of the real stores.
+func startFake(t testing.TB, mutate func(*Options)) *harness {
+	t.Helper()
+	return startStores(t, true, mutate)
+}
+
+func startStores(t testing.TB, fake bool, mutate func(*Options)) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	h := &harness{
@@ -193,6 +209,27 @@ func start(t testing.TB, mutate func(*Options)) *harness {
 	h.spoolRoot = filepath.Join(dir, "spool")
 	os.MkdirAll(h.spoolRoot, 0o700)
 	h.store = &dirStore{root: h.mailRoot}
+	var (
+		us    Users = h.users
+		store Store = h.store
+	)
+	if !fake {
+		rs, err := users.Open(dir, users.Options{BcryptCost: bcrypt.MinCost})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rs.Close() })
+		for name, pw := range h.users.pw {
+			if err := rs.Add(name, pw, name == "admin"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ms, err := maildir.New(h.mailRoot, maildir.Options{Hostname: "mx.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		us, store = rs, MaildirStore(ms)
+	}
 	opts := Options{
 		Hostname:        "mx.test",
 		MaxMessageBytes: 1 << 20,
@@ -211,8 +248,8 @@ func start(t testing.TB, mutate func(*Options)) *harness {
 			IdleTimeout:      5 * time.Second,
 			TransformTimeout: 5 * time.Second,
 		},
-		Users:    h.users,
-		Store:    h.store,
+		Users:    us,
+		Store:    store,
 		Throttle: h.throttle,
 		Counters: h.counters,
 		Logger:   slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -392,9 +392,15 @@ func TestLargeMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Maildir files hold LF line ends: 250,000 lines of 99 octets.
+	lfLine := strings.TrimSuffix(line, "\r\n") + "\n"
+	wantLF := size / len(line) * len(lfLine)
 	i := bytes.Index(b, []byte("abcdefghij"))
-	if i < 0 || len(b)-i != size || !bytes.Equal(b[i:i+100], []byte(line)) || !bytes.HasSuffix(b, []byte(line)) {
-		t.Fatalf("body size %d, want %d", len(b)-i, size)
+	if i < 0 || len(b)-i != wantLF || !bytes.Equal(b[i:i+len(lfLine)], []byte(lfLine)) || !bytes.HasSuffix(b, []byte(lfLine)) {
+		t.Fatalf("body size %d, want %d", len(b)-i, wantLF)
+	}
+	if bytes.Count(b[i:], []byte(lfLine)) != size/len(line) {
+		t.Fatal("body lines damaged")
 	}
 }
 
@@ -541,7 +547,7 @@ func TestStorageFailuresAreSMTPErrors(t *testing.T) {
 		{"commit", fmt.Errorf("sync: %w", &os.PathError{Op: "fsync", Path: "/secret/x", Err: syscall.EDQUOT}), "452 4.3.1"},
 	} {
 		t.Run(tc.step, func(t *testing.T) {
-			h := start(t, nil)
+			h := startFake(t, nil)
 			h.store.fail, h.store.err = tc.step, tc.err
 			d := dial(t, h.mx)
 			d.cmd("EHLO c", "250 ")
@@ -565,7 +571,7 @@ func TestStorageFailuresAreSMTPErrors(t *testing.T) {
 }
 
 func TestMinFreeBytes(t *testing.T) {
-	h := start(t, func(o *Options) { o.MinFreeBytes = 1 << 30 })
+	h := startFake(t, func(o *Options) { o.MinFreeBytes = 1 << 30 })
 	h.store.free = 1 << 20
 	d := dial(t, h.mx)
 	d.cmd("EHLO c", "250 ")
