@@ -89,7 +89,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 			if err := state.Reset(cfg.StatePath()); err != nil {
 				return fmt.Errorf("reset run-time values: %w", err)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "run-time values cleared; a running server keeps its own until it restarts")
+			fmt.Fprintln(cmd.OutOrStdout(), "run-time values cleared; restart a running server so that it drops its own")
 			return nil
 		},
 	}
