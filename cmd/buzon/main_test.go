@@ -16,6 +16,7 @@ import (
 
 	"github.com/buzon-mail/buzon/internal/testcert"
 	"github.com/buzon-mail/buzon/internal/testserver"
+	"github.com/buzon-mail/buzon/maildir"
 )
 
 // runCmd executes the command tree in-process.
@@ -443,4 +444,42 @@ func (w *lockedWriter) String() string {
 
 func tlsDial(addr string, conf *tls.Config) (*tls.Conn, error) {
 	return tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, conf)
+}
+
+func TestUserDelRefusals(t *testing.T) {
+	t.Chdir(t.TempDir())
+	data := filepath.Join(t.TempDir(), "data")
+	cfg := writeConfig(t, "data_dir: "+data+"\n")
+	c := func(stdin string, args ...string) (int, string, string) {
+		return runCmd(t, stdin, append(args, "--config", cfg)...)
+	}
+	if code, _, stderr := c("pw\n", "user", "add", "boss", "--admin", "--password-stdin"); code != 0 {
+		t.Fatal(stderr)
+	}
+	if code, _, stderr := c("pw\n", "user", "add", "frank", "--password-stdin"); code != 0 {
+		t.Fatal(stderr)
+	}
+	if code, _, stderr := c("", "user", "del", "boss"); code == 0 || !strings.Contains(stderr, "admin") {
+		t.Errorf("deleting the last admin: %d %q", code, stderr)
+	}
+	// A POP3 session holds frank's maildrop: del must refuse.
+	mail, err := maildir.New(filepath.Join(data, "mail"), maildir.Options{Hostname: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := mail.Maildir("frank")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := md.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := c("", "user", "del", "frank"); code == 0 || !strings.Contains(stderr, "POP3") {
+		t.Errorf("del while locked: %d %q", code, stderr)
+	}
+	lock.Release()
+	if code, _, stderr := c("", "user", "del", "frank"); code != 0 {
+		t.Errorf("del after release: %q", stderr)
+	}
 }
