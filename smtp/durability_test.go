@@ -1,8 +1,11 @@
 package smtp
 
 import (
+	"bufio"
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,4 +121,64 @@ func TestDurabilityUnderSIGKILL(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged, %d stored over %d kill cycles", len(acked), len(files), cycles)
+}
+
+// TestServeRefusals runs the real server: the connection limit and the
+// MGMT pause answer 421 with their enhanced codes on every SMTP listener,
+// inside TLS on the implicit-TLS one.
+func TestServeRefusals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	ts := testserver.Start(t, testserver.Options{TLS: true, YAML: "limits:\n  max_connections_per_ip: 1\n"})
+	first := dial(t, ts.SMTP)
+	for _, addr := range []string{ts.SMTP, ts.Submission} {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if !strings.HasPrefix(line, "421 4.7.0 mx.buzon.test Too many connections") {
+			t.Fatalf("%s: got %q", addr, line)
+		}
+	}
+	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ts.SMTPTLS, ts.Cert.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	line, _ := bufio.NewReader(tc).ReadString('\n')
+	tc.Close()
+	if !strings.HasPrefix(line, "421 4.7.0 ") {
+		t.Fatalf("implicit TLS: got %q", line)
+	}
+	first.cmd("QUIT", "221 ")
+	first.c.Close()
+
+	// Pause through MGMT; the TIMEOUT reply only comes when it ends.
+	m, err := net.DialTimeout("tcp", ts.MGMT, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	mr := bufio.NewReader(m)
+	fmt.Fprintf(m, "USER admin\r\nPASS %s\r\nTIMEOUT 30\r\n", ts.AdminPassword)
+	for i := 0; i < 3; i++ { // greeting, +OK USER, +OK PASS
+		m.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if l, err := mr.ReadString('\n'); err != nil || !strings.HasPrefix(l, "+OK") {
+			t.Fatalf("mgmt: %q %v", l, err)
+		}
+	}
+	waitFor(t, "the pause to refuse SMTP", func() bool {
+		c, err := net.DialTimeout("tcp", ts.SMTP, 5*time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		l, _ := bufio.NewReader(c).ReadString('\n')
+		return strings.HasPrefix(l, "421 4.3.2 mx.buzon.test Service paused")
+	})
 }

@@ -342,10 +342,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // dialog is a scripted client over a raw connection.
 type dialog struct {
-	t  *testing.T
-	c  net.Conn
-	r  *bufio.Reader
-	tp string
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
 }
 
 func dial(t *testing.T, addr string) *dialog {
