@@ -44,19 +44,19 @@ func protocolName(helo string, utf8, tls, auth bool) string {
 
 // traceHeaders renders Return-Path and Received (RFC 5321 §4.4) for one
 // message; "for" only when the transaction had a single recipient.
-func (ss *session) traceHeaders(id string, now time.Time) string {
+func (ss *session) traceHeaders(tx envelope, id string, now time.Time) string {
 	greet := ""
 	if ss.base != nil {
 		greet = ss.base.greeting()
 	}
 	helo := sanitizeHelo(ss.c.Hostname())
 	var b strings.Builder
-	fmt.Fprintf(&b, "Return-Path: %s\r\n", quotePath(ss.from))
+	fmt.Fprintf(&b, "Return-Path: %s\r\n", quotePath(tx.from))
 	fmt.Fprintf(&b, "Received: from %s (%s)\r\n", helo, addressLiteral(ss.ip))
 	fmt.Fprintf(&b, "\tby %s (buzon) with %s id %s", ss.s.opts.Hostname,
-		protocolName(greet, ss.utf8, ss.tls, ss.authUser != ""), id)
-	if len(ss.rcpts) == 1 {
-		fmt.Fprintf(&b, "\r\n\tfor %s", quotePath(ss.rcpts[0]))
+		protocolName(greet, tx.utf8, ss.tls, ss.authUser != ""), id)
+	if len(tx.rcpts) == 1 {
+		fmt.Fprintf(&b, "\r\n\tfor %s", quotePath(tx.rcpts[0]))
 	}
 	fmt.Fprintf(&b, ";\r\n\t%s\r\n", now.Format("Mon, 02 Jan 2006 15:04:05 -0700"))
 	return b.String()
@@ -106,44 +106,44 @@ func storageError(err error) error {
 // nil (250) only after Commit: every copy fsynced, renamed into new/ and
 // new/ fsynced (the maildir package's guarantee); on any error the
 // delivery is aborted and nothing appears in new/.
-func (s *Server) deliver(ss *session, r io.Reader) error {
+func (s *Server) deliver(ss *session, tx envelope, r io.Reader) error {
 	start := time.Now()
-	if len(ss.users) == 0 {
+	if len(tx.users) == 0 {
 		return errTempFailure
 	}
 	id := newQueueID()
 	dyn := s.dyn.Load()
 	transform := len(dyn.tcmd) > 0 && s.opts.TransformEnabled()
-	hdr := ss.traceHeaders(id, start)
+	hdr := ss.traceHeaders(tx, id, start)
 
 	var (
 		size int64
 		err  error
 	)
 	if transform {
-		size, err = s.deliverTransformed(ss, r, id, hdr, dyn)
+		size, err = s.deliverTransformed(ss, tx, r, id, hdr, dyn)
 	} else {
-		size, err = s.deliverPlain(ss, r, id, hdr)
+		size, err = s.deliverPlain(ss, tx, r, id, hdr)
 	}
 	if err != nil {
 		return err
 	}
 	if c := s.opts.Counters; c != nil {
 		c.AddAccepted(1)
-		c.AddDelivered(int64(len(ss.users)))
+		c.AddDelivered(int64(len(tx.users)))
 	}
 	onoff := "off"
 	if transform {
 		onoff = "on"
 	}
-	s.log.Info("smtp message accepted", "id", id, "ip", ss.ipString(), "from", ss.from,
-		"rcpts", strings.Join(ss.rcpts, ","), "size", size, "transform", onoff,
+	s.log.Info("smtp message accepted", "id", id, "ip", ss.ipString(), "from", tx.from,
+		"rcpts", strings.Join(tx.rcpts, ","), "size", size, "transform", onoff,
 		"delivery_time", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-func (s *Server) deliverPlain(ss *session, r io.Reader, id, hdr string) (int64, error) {
-	d, err := s.opts.Store.Begin(ss.users...)
+func (s *Server) deliverPlain(ss *session, tx envelope, r io.Reader, id, hdr string) (int64, error) {
+	d, err := s.opts.Store.Begin(tx.users...)
 	if err != nil {
 		s.log.Error("smtp delivery begin", "id", id, "err", err)
 		io.Copy(io.Discard, r)
@@ -179,7 +179,7 @@ func (s *Server) commit(d Delivery, id string) error {
 // deliverTransformed spools the message to a file under SpoolDir (never
 // memory), pipes it through the transformation command and delivers the
 // command's output after the trace headers.
-func (s *Server) deliverTransformed(ss *session, r io.Reader, id, hdr string, dyn *dynamic) (int64, error) {
+func (s *Server) deliverTransformed(ss *session, tx envelope, r io.Reader, id, hdr string, dyn *dynamic) (int64, error) {
 	spool, err := os.CreateTemp(s.opts.SpoolDir, "smtp-spool-")
 	if err != nil {
 		s.log.Error("smtp spool", "id", id, "err", err)
@@ -204,7 +204,7 @@ func (s *Server) deliverTransformed(ss *session, r io.Reader, id, hdr string, dy
 		return 0, storageError(err)
 	}
 
-	d, err := s.opts.Store.Begin(ss.users...)
+	d, err := s.opts.Store.Begin(tx.users...)
 	if err != nil {
 		s.log.Error("smtp delivery begin", "id", id, "err", err)
 		return 0, storageError(err)
@@ -216,8 +216,8 @@ func (s *Server) deliverTransformed(ss *session, r io.Reader, id, hdr string, dy
 	}
 	env := []string{
 		"PATH=" + transformPath,
-		"SENDER=" + ss.from,
-		"RECIPIENTS=" + strings.Join(ss.rcpts, "\n"),
+		"SENDER=" + tx.from,
+		"RECIPIENTS=" + strings.Join(tx.rcpts, "\n"),
 		"CLIENT_ADDR=" + ss.ipString(),
 	}
 	n, err := s.transform(dyn, spool, d, env, id)

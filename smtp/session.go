@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
@@ -57,11 +58,19 @@ type session struct {
 
 	authUser string
 
-	fromSet bool
-	from    string
-	utf8    bool
-	rcpts   []string // addresses as given, accepted
-	users   []string // distinct local users they resolve to
+	// mu guards tx: with BDAT, go-smtp runs Data on its own goroutine and
+	// may call Reset (RSET, connection end) while it runs.
+	mu sync.Mutex
+	tx envelope
+}
+
+// envelope is the current transaction.
+type envelope struct {
+	set   bool // MAIL accepted
+	from  string
+	utf8  bool
+	rcpts []string // addresses as given, accepted
+	users []string // distinct local users they resolve to
 }
 
 func (s *Server) newSession(c *gosmtp.Conn, mode Mode) (gosmtp.Session, error) {
@@ -88,8 +97,9 @@ func (ss *session) plainAllowed() bool {
 }
 
 func (ss *session) Reset() {
-	ss.fromSet, ss.from, ss.utf8 = false, "", false
-	ss.rcpts, ss.users = nil, nil
+	ss.mu.Lock()
+	ss.tx = envelope{}
+	ss.mu.Unlock()
 }
 
 func (ss *session) Logout() error { return nil }
@@ -105,7 +115,10 @@ func (ss *session) AuthMechanisms() []string {
 
 func (ss *session) Auth(mech string) (sasl.Server, error) {
 	// RFC 4954 §4: AUTH is not permitted during a mail transaction.
-	if ss.fromSet {
+	ss.mu.Lock()
+	inTx := ss.tx.set
+	ss.mu.Unlock()
+	if inTx {
 		return nil, errAuthInTx
 	}
 	if !ss.plainAllowed() {
@@ -217,7 +230,9 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 			return errSenderLocal
 		}
 	}
-	ss.fromSet, ss.from, ss.utf8 = true, from, utf8
+	ss.mu.Lock()
+	ss.tx = envelope{set: true, from: from, utf8: utf8}
+	ss.mu.Unlock()
 	return nil
 }
 
@@ -244,7 +259,7 @@ func (ss *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 		if errors.As(err, &se) {
 			code = se.Code
 		}
-		ss.s.log.Info("smtp recipient rejected", "ip", ss.ipString(), "from", ss.from, "rcpt", to, "code", code)
+		ss.s.log.Info("smtp recipient rejected", "ip", ss.ipString(), "from", ss.snapshot().from, "rcpt", to, "code", code)
 	}
 	return err
 }
@@ -253,7 +268,7 @@ func (ss *session) rcpt(to string) error {
 	if !validAddressText(to) {
 		return errBadRcpt
 	}
-	if !ss.utf8 && !isASCII(to) {
+	if !ss.snapshot().utf8 && !isASCII(to) {
 		return errNeedUTF8
 	}
 	local, dom, ok := splitAddress(to)
@@ -267,10 +282,12 @@ func (ss *session) rcpt(to string) error {
 	if err != nil {
 		return err
 	}
-	ss.rcpts = append(ss.rcpts, to)
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.tx.rcpts = append(ss.tx.rcpts, to)
 	for _, u := range targets {
-		if !slices.Contains(ss.users, u) {
-			ss.users = append(ss.users, u)
+		if !slices.Contains(ss.tx.users, u) {
+			ss.tx.users = append(ss.tx.users, u)
 		}
 	}
 	return nil
@@ -302,9 +319,19 @@ func (ss *session) resolve(local string) ([]string, error) {
 	return out, nil
 }
 
+// snapshot copies the current transaction.
+func (ss *session) snapshot() envelope {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	tx := ss.tx
+	tx.rcpts = slices.Clone(tx.rcpts)
+	tx.users = slices.Clone(tx.users)
+	return tx
+}
+
 // Data delivers the message; see deliver.go.
 func (ss *session) Data(r io.Reader) error {
-	return ss.s.deliver(ss, r)
+	return ss.s.deliver(ss, ss.snapshot(), r)
 }
 
 // saslGuard makes sure every error a SASL mechanism returns is an

@@ -8,6 +8,9 @@ import (
 	"os/exec"
 	"sync"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // transformPath is the PATH the command gets: fixed, never the server's.
@@ -72,6 +75,9 @@ func (s *Server) transform(dyn *dynamic, in *os.File, out io.Writer, env []strin
 	stderr := &boundedBuffer{max: stderrLimit}
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Wait gives up on stdout/stderr held open by a stray process after
+	// the group was killed (it cannot normally happen).
+	cmd.WaitDelay = time.Second
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		s.log.Error("smtp transform pipe", "id", id, "err", err)
@@ -82,7 +88,19 @@ func (s *Server) transform(dyn *dynamic, in *os.File, out io.Writer, env []strin
 		return 0, errTempFailure
 	}
 	pgid := cmd.Process.Pid
-	killGroup := func() { syscall.Kill(-pgid, syscall.SIGKILL) }
+	// The group is signalled only while its leader is unreaped: until then
+	// its pid (the group id) cannot be reused by an unrelated process.
+	var (
+		killMu sync.Mutex
+		reaped bool
+	)
+	killGroup := func() {
+		killMu.Lock()
+		defer killMu.Unlock()
+		if !reaped {
+			syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+	}
 	stop := context.AfterFunc(ctx, killGroup)
 	defer stop()
 
@@ -97,9 +115,20 @@ func (s *Server) transform(dyn *dynamic, in *os.File, out io.Writer, env []strin
 		killGroup()
 		io.Copy(io.Discard, stdout)
 	}
-	waitErr := cmd.Wait()
-	// The command may have left children in its group; none outlives it.
+	// Wait for the leader to exit without reaping it, kill whatever it left
+	// in its group, then reap.
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pgid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
 	killGroup()
+	killMu.Lock()
+	reaped = true
+	killMu.Unlock()
+	waitErr := cmd.Wait()
 	timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
 
 	if msg := stderr.String(); msg != "" {
