@@ -167,3 +167,33 @@ func TestTransformSwitchAndRetry(t *testing.T) {
 		t.Error("accepted log lines lack the transform state")
 	}
 }
+
+func TestTransformMaxConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	// Fails if another instance is running at the same moment.
+	cmd := script(t, dir, "one.sh", "mkdir "+filepath.Join(dir, "lock")+" || exit 3\nsleep 0.2\ncat\nrmdir "+filepath.Join(dir, "lock"))
+	h := start(t, func(o *Options) {
+		o.TransformMaxConcurrent = 1
+		o.TransformCommand = []string{cmd}
+	})
+	h.transform.Store(true)
+	errs := make(chan string, 3)
+	for i := 0; i < 3; i++ {
+		go func() {
+			err := sendMail(h.mx, "s@remote.test", []string{"alice@example.org"}, strings.NewReader(simpleMsg))
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for i := 0; i < 3; i++ {
+		if e := <-errs; e != "" {
+			t.Fatalf("concurrent send: %s", e)
+		}
+	}
+	if n := len(h.messages(t, "alice")); n != 3 {
+		t.Fatalf("%d delivered", n)
+	}
+}
