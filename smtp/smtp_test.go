@@ -515,7 +515,7 @@ func TestHostileInput(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
-	h := start(t, func(o *Options) { o.IdleTimeout = 200 * time.Millisecond })
+	h := start(t, func(o *Options) { o.IdleTimeout = 600 * time.Millisecond })
 	d := dial(t, h.mx)
 	d.cmd("EHLO c", "250 ")
 	// A slow but active sender is never cut off: each read gets its own
@@ -523,9 +523,10 @@ func TestIdleTimeout(t *testing.T) {
 	d.cmd("MAIL FROM:<x@remote.test>", "250 ")
 	d.cmd("RCPT TO:<alice@example.org>", "250 ")
 	d.cmd("DATA", "354 ")
-	for i := 0; i < 8; i++ {
+	// Five gaps of 200 ms: the transfer outlasts the timeout, no gap does.
+	for i := 0; i < 5; i++ {
 		d.send("line\r\n")
-		time.Sleep(100 * time.Millisecond) // pacing the sender, not synchronising
+		time.Sleep(200 * time.Millisecond) // pacing the sender, not synchronising
 	}
 	d.send(".\r\n")
 	d.expect("250 ")
