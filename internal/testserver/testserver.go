@@ -40,8 +40,8 @@ type Server struct {
 	Bin, DataDir, ConfigFile string
 	// Listener addresses (host:port); SMTPTLS and POP3TLS only with TLS.
 	SMTP, Submission, SMTPTLS, POP3, POP3TLS, MGMT string
-	AdminPassword                                 string
-	Cert                                          *testcert.Cert
+	AdminPassword                                  string
+	Cert                                           *testcert.Cert
 
 	opts Options
 	t    testing.TB
