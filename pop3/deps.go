@@ -31,6 +31,8 @@ type Maildrop interface {
 	Open(id string) (io.ReadCloser, error)
 	// Remove deletes a message.
 	Remove(id string) error
+	// Sync makes the removals durable (one directory fsync for the batch).
+	Sync() error
 }
 
 // Releaser is a held lock.
@@ -82,3 +84,4 @@ func (d maildirDrop) Lock() (Releaser, error) {
 func (d maildirDrop) List() ([]maildir.Message, error)      { return d.m.List() }
 func (d maildirDrop) Open(id string) (io.ReadCloser, error) { return d.m.Open(id) }
 func (d maildirDrop) Remove(id string) error                { return d.m.Remove(id) }
+func (d maildirDrop) Sync() error                           { return d.m.Sync() }

@@ -122,6 +122,8 @@ func (d *fakeDrop) Open(id string) (io.ReadCloser, error) {
 	return nil, maildir.ErrNotFound
 }
 
+func (d *fakeDrop) Sync() error { return nil }
+
 func (d *fakeDrop) Remove(id string) error {
 	d.st.mu.Lock()
 	defer d.st.mu.Unlock()

@@ -771,6 +771,14 @@ func (s *session) quit() error {
 		}
 		s.removed++
 	}
+	// The +OK below promises the deletions happened: make the unlinks
+	// durable first, so a crash cannot bring deleted messages back.
+	if s.removed > 0 {
+		if err := s.drop.Sync(); err != nil {
+			s.srv.logger().Error("pop3 remove sync", "user", s.login, "err", err)
+			failed++
+		}
+	}
 	if s.srv.Counters != nil && s.removed > 0 {
 		s.srv.Counters.AddDeleted(int64(s.removed))
 	}
