@@ -45,6 +45,8 @@ var activeCommands = []command{
 }
 
 // Failure reasons of the ACTIVE phase (SPEC §7), sent as "-ERR <REASON>".
+// The AUTH phase answers every failure with a bare "-ERR" (SPEC §7), except
+// reasonLineTooLong, which the framing rule sends in either phase.
 const (
 	reasonUnknown         = "UNKNOWN COMMAND"
 	reasonLineTooLong     = "LINE TOO LONG"
@@ -64,13 +66,11 @@ const (
 	reasonNoTransform     = "NO TRANSFORM COMMAND CONFIGURED"
 	reasonInternal        = "INTERNAL ERROR"
 	reasonAuthRequired    = "AUTHENTICATION REQUIRED"
-	reasonAuthFailed      = "AUTHENTICATION FAILED"
-	reasonUserFirst       = "USER FIRST"
-	reasonNoTLS           = "TLS NOT AVAILABLE"
-	reasonPlaintext       = "PLAINTEXT AUTHENTICATION DISALLOWED WITHOUT TLS"
-	reasonTooManySessions = "TOO MANY SESSIONS"
-	reasonShuttingDown    = "SERVER SHUTTING DOWN"
 )
+
+// TooManySessions is the line a client over the MGMT session limit
+// (MaxSessions) gets before the connection is closed.
+const TooManySessions = "-ERR TOO MANY SESSIONS"
 
 func lookup(cmds []command, name string) (command, bool) {
 	for _, c := range cmds {

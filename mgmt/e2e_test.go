@@ -165,6 +165,7 @@ func TestE2EFigures(t *testing.T) {
 	waitFigure(t, m, "LIVE_CONNEC", "LIVE CONNECTIONS", 0)
 	hist0 := figure(t, m, "HISTORIC_CONNEC", "HISTORIC CONNECTIONS")
 	sent0 := figure(t, m, "BYTES_TRANS", "BYTES SENT")
+	recv0 := figure(t, m, "BYTES_TRANS", "BYTES RECEIVED")
 
 	// One SMTP delivery, then three sessions open at once.
 	body := strings.Repeat("0123456789abcdef", 200)
@@ -197,6 +198,9 @@ func TestE2EFigures(t *testing.T) {
 	if got := figure(t, m, "BYTES_TRANS", "BYTES SENT"); got < sent0+int64(size) {
 		t.Fatalf("BYTES SENT grew by %d, less than the %d-octet message", got-sent0, size)
 	}
+	if got := figure(t, m, "BYTES_TRANS", "BYTES RECEIVED"); got < recv0+int64(len(body)) {
+		t.Fatalf("BYTES RECEIVED grew by %d, less than the %d-octet body sent", got-recv0, len(body))
+	}
 	if got, _ := do(t, m, "STATUS").Int("MESSAGES RETRIEVED"); got != 1 {
 		t.Fatalf("MESSAGES RETRIEVED %d", got)
 	}
@@ -218,6 +222,7 @@ func TestE2EMaxConnec(t *testing.T) {
 	s.AddUser(t, "alice", "alicepw")
 	m := mgmtLogin(t, s)
 	waitFigure(t, m, "LIVE_CONNEC", "LIVE CONNECTIONS", 0)
+	hist0 := figure(t, m, "HISTORIC_CONNEC", "HISTORIC CONNECTIONS")
 	if r := do(t, m, "MAX_CONNEC", "2"); !r.OK {
 		t.Fatalf("MAX_CONNEC: %+v", r)
 	}
@@ -228,7 +233,7 @@ func TestE2EMaxConnec(t *testing.T) {
 	c := dialLine(t, s.SMTP)
 	c.expectPrefix(c.read(), "421")
 	d := dialLine(t, s.POP3)
-	d.expectPrefix(d.read(), "-ERR")
+	d.expectPrefix(d.read(), "-ERR [SYS/TEMP]")
 	// Open sessions keep working.
 	p.expectPrefix(p.cmd("STAT"), "+OK")
 	if r := do(t, m, "MAX_CONNEC", "3"); !r.OK {
@@ -241,6 +246,10 @@ func TestE2EMaxConnec(t *testing.T) {
 	}
 	if got := figure(t, m, "STATUS", "REJECTED CONNECTIONS"); got != 2 {
 		t.Fatalf("REJECTED CONNECTIONS %d", got)
+	}
+	// Refused connections count in HISTORIC too: five were accepted.
+	if got := figure(t, m, "HISTORIC_CONNEC", "HISTORIC CONNECTIONS"); got != hist0+5 {
+		t.Fatalf("HISTORIC CONNECTIONS %d, want %d + 5", got, hist0)
 	}
 	// The value is a run-time value: it survives a restart. (Sessions
 	// left open would make the server wait its shutdown grace.)
@@ -266,11 +275,15 @@ func TestE2ETimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForPaused(t, b, true)
+	rej0 := figure(t, b, "STATUS", "REJECTED CONNECTIONS")
 	c := dialLine(t, s.SMTP)
 	c.expectPrefix(c.read(), "421")
 	d := dialLine(t, s.POP3)
-	d.expectPrefix(d.read(), "-ERR")
+	d.expectPrefix(d.read(), "-ERR [SYS/TEMP]")
 	open.expectPrefix(open.cmd("STAT"), "+OK")
+	if got := figure(t, b, "STATUS", "REJECTED CONNECTIONS"); got != rej0+2 {
+		t.Fatalf("REJECTED CONNECTIONS %d during the pause, want %d + 2", got, rej0)
+	}
 	r, err := a.ReadReply(true)
 	if err != nil || !r.OK || len(r.Lines) != 1 || r.Lines[0] != "TIMEOUT COMPLETED" {
 		t.Fatalf("TIMEOUT reply %+v %v", r, err)

@@ -360,7 +360,18 @@ func (ss *session) data(cmd string, lines ...string) {
 	ss.reply(".")
 }
 
-func (ss *session) fail(reason string) { ss.reply("-ERR " + reason) }
+// fail answers a failure. In the AUTH phase every failure is a bare "-ERR"
+// (SPEC §7), so that nothing before login tells a prober why; only the
+// framing rule's LINE TOO LONG is sent in either phase. The reason still
+// goes to the debug log (it never holds an argument).
+func (ss *session) fail(reason string) {
+	if !ss.active && reason != reasonLineTooLong {
+		ss.log.Debug("mgmt: refused before login", "reason", reason)
+		ss.reply("-ERR")
+		return
+	}
+	ss.reply("-ERR " + reason)
+}
 
 func (ss *session) flush() error {
 	if ss.bw.Buffered() == 0 {
@@ -394,9 +405,6 @@ func (ss *session) handle(line string) (end bool) {
 	}
 	cmd, ok := lookup(table, name)
 	if !ok {
-		if _, isActive := lookup(activeCommands, name); isActive && !ss.active {
-			return ss.badLine(reasonAuthRequired)
-		}
 		return ss.badLine(reasonUnknown)
 	}
 	if len(args) < cmd.minArgs || len(args) > cmd.maxArgs {
@@ -426,19 +434,25 @@ func (ss *session) stillAdmin() bool {
 	return err == nil && u.Admin
 }
 
+// capa lists the commands with their arguments (SPEC §7). Before login it
+// is the whole command list, so that a client learns the protocol before
+// it authenticates: the AUTH commands (STLS only while it can be used),
+// then the ACTIVE ones. After login it is the ACTIVE commands.
 func (ss *session) capa() {
 	var lines []string
-	if ss.active {
-		for _, c := range activeCommands {
-			lines = append(lines, c.synopsis)
-		}
-	} else {
+	if !ss.active {
 		for _, c := range authCommands {
-			if c.name == "STLS" && !ss.tlsAvailable() {
+			if c.name == "QUIT" || c.name == "STLS" && !ss.tlsAvailable() {
 				continue
 			}
 			lines = append(lines, c.synopsis)
 		}
+	}
+	for _, c := range activeCommands {
+		if !ss.active && c.name == "CAPA" {
+			continue // listed first already
+		}
+		lines = append(lines, c.synopsis)
 	}
 	ss.data("CAPA", lines...)
 }
@@ -468,7 +482,7 @@ func (ss *session) authCommand(name string, args []string) (end bool) {
 // stls upgrades to TLS (RFC 2595 §4, as POP3 STLS).
 func (ss *session) stls() (end bool) {
 	if !ss.tlsAvailable() {
-		ss.fail(reasonNoTLS)
+		ss.fail("TLS NOT AVAILABLE")
 		return false
 	}
 	// Anything the client sent after STLS before seeing our answer was
@@ -508,19 +522,19 @@ func (ss *session) pass(password string) (end bool) {
 	srv := ss.srv
 	cfg := srv.cfg
 	if ss.pending == "" {
-		ss.fail(reasonUserFirst)
+		ss.fail("USER FIRST")
 		return false
 	}
 	name := ss.pending
 	ss.pending = ""
 	remote := ss.raw.RemoteAddr()
 	if !ss.tls && !cfg.AllowInsecure && !(cfg.TrustLoopback && isLoopback(remote)) {
-		ss.fail(reasonPlaintext)
+		ss.fail("PLAINTEXT AUTHENTICATION DISALLOWED WITHOUT TLS")
 		return false
 	}
 	if cfg.Throttle.Blocked(remote) {
 		ss.authFailed("blocked")
-		ss.fail(reasonAuthFailed)
+		ss.fail("BLOCKED")
 		return true
 	}
 	u, err := cfg.Users.Authenticate(ss.ctx, name, password)
@@ -533,8 +547,8 @@ func (ss *session) pass(password string) (end bool) {
 		return false
 	}
 	ss.authFailed("bad credentials")
-	closeIt := cfg.Throttle.Failure(ss.ctx, remote)
-	ss.fail(reasonAuthFailed)
+	closeIt := cfg.Throttle.Failure(ss.ctx, remote) // the delay (SPEC §7)
+	ss.fail("AUTHENTICATION FAILED")
 	return closeIt
 }
 

@@ -35,7 +35,7 @@ func startMGMT(d *deps) ([]service, error) {
 		Proto:   accounting.MGMT,
 		MaxLive: mgmt.MaxSessions,
 		Refuse: func(w io.Writer, _ accounting.Reason) {
-			_, _ = io.WriteString(w, "-ERR TOO MANY SESSIONS\r\n")
+			_, _ = io.WriteString(w, mgmt.TooManySessions+"\r\n")
 		},
 	}
 	for _, addr := range cfg.MGMT.Listen {
