@@ -322,14 +322,22 @@ func (a *app) tlsConfig(o *options, addr string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// jsonReply is --json's shape (SPEC §8).
+// jsonReply is --json's shape (SPEC §8): always these five keys; error is
+// null on success.
 type jsonReply struct {
 	Command string         `json:"command"`
 	OK      bool           `json:"ok"`
 	Fields  map[string]any `json:"fields"`
 	Lines   []string       `json:"lines"`
-	Error   string         `json:"error,omitempty"`
+	Error   *string        `json:"error"`
 }
+
+// loginRefused names a refused login, which the server answers with a bare
+// "-ERR" so as not to tell a prober why (SPEC §7).
+const loginRefused = "LOGIN REFUSED"
+
+const loginRefusedHint = "admin_monitor: login refused (wrong user or password, not an admin, " +
+	"or plaintext login not allowed: try --tls)"
 
 // execute connects, logs in, runs the command and prints. It returns the
 // exit status; an error means exit 2 (printed by run).
@@ -381,12 +389,13 @@ func (a *app) execute(o *options, inv *invocation) (int, error) {
 	}
 
 	var reply *client.Reply
+	refused := false
 	if err := c.Login(inv.user, inv.password); err != nil {
 		var me *client.Error
 		if !errors.As(err, &me) {
 			return exitUsage, err
 		}
-		reply = &client.Reply{Status: me.Reason}
+		reply, refused = &client.Reply{Status: me.Reason}, true
 	} else {
 		if inv.cmd.name == "TIMEOUT" {
 			c.Timeout = 0
@@ -402,10 +411,17 @@ func (a *app) execute(o *options, inv *invocation) (int, error) {
 	if !reply.OK {
 		code = exitERR
 	}
+	if refused {
+		// The seed form has printed the "-ERR" as received already.
+		if reply.Status == "" {
+			reply.Status = loginRefused
+		}
+		fmt.Fprintln(a.stderr, loginRefusedHint)
+	}
 	switch {
 	case o.json:
 		return code, a.printJSON(inv.cmd.name, reply)
-	case echo:
+	case echo, refused:
 	case reply.OK:
 		fmt.Fprintln(a.stdout, "+OK "+reply.Status)
 		for _, l := range reply.Lines {
@@ -431,11 +447,14 @@ func (a *app) printJSON(cmd string, r *client.Reply) error {
 		}
 	}
 	if !r.OK {
-		out.Error = r.Status
-		if out.Error == "" {
-			out.Error = "ERR"
+		reason := r.Status
+		if reason == "" {
+			reason = "ERR" // a bare -ERR outside the login
 		}
-		fmt.Fprintln(a.stderr, r.Err())
+		out.Error = &reason
+		if reason != loginRefused {
+			fmt.Fprintln(a.stderr, r.Err())
+		}
 	}
 	enc := json.NewEncoder(a.stdout)
 	enc.SetIndent("", "  ")

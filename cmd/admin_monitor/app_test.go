@@ -53,9 +53,10 @@ func TestSeedForm(t *testing.T) {
 	if r.code != 1 || r.stderr != "-ERR USER ALREADY EXISTS\n" || !strings.HasSuffix(r.stdout, "+OK PASS\n+OK GOODBYE\n") {
 		t.Fatalf("got %d %q %q", r.code, r.stdout, r.stderr)
 	}
-	// A wrong password is a -ERR too.
+	// A wrong password is a -ERR too: the server's bare -ERR as received,
+	// then what it means.
 	r = runWith(env, "1.0", "admin", "wrong", "-STATUS")
-	if r.code != 1 || !strings.Contains(r.stderr, "-ERR AUTHENTICATION FAILED") {
+	if r.code != 1 || r.stdout != mgmt.Greeting+"\n+OK USER\n+OK GOODBYE\n" || !strings.HasPrefix(r.stderr, "-ERR\nadmin_monitor: login refused") {
 		t.Fatalf("got %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	// Version mismatch: exit 2 with a clear message.
@@ -102,7 +103,7 @@ func TestModernForm(t *testing.T) {
 		t.Fatalf("got %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	r = runWith(map[string]string{"BUZON_MGMT_ADDR": h.Addr, "BUZON_MGMT_PASSWORD": "bad"}, "STATUS")
-	if r.code != 1 || !strings.Contains(r.stderr, "AUTHENTICATION FAILED") {
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "login refused") {
 		t.Fatalf("got %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	// TIMEOUT waits for the pause to end.
@@ -137,6 +138,11 @@ func TestJSON(t *testing.T) {
 	if got.Command != "STATUS" || !got.OK || got.Error != nil || got.Lines == nil {
 		t.Fatalf("%+v", got)
 	}
+	// Exactly SPEC §8's five keys, error null on success.
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(r.stdout), &keys); err != nil || len(keys) != 5 || string(keys["error"]) != "null" {
+		t.Fatalf("keys %v %v", keys, err)
+	}
 	if n, ok := got.Fields["HISTORIC CONNECTIONS"].(json.Number); !ok || n.String() != "12" {
 		t.Fatalf("HISTORIC CONNECTIONS = %#v", got.Fields["HISTORIC CONNECTIONS"])
 	}
@@ -153,6 +159,10 @@ func TestJSON(t *testing.T) {
 	}
 	r = runWith(env, "--json", "DELETE_USER", "ghost")
 	if r.code != 1 || !strings.Contains(r.stdout, `"ok": false`) || !strings.Contains(r.stdout, `"error": "USER NOT FOUND"`) {
+		t.Fatalf("got %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	r = runWith(map[string]string{"BUZON_MGMT_ADDR": h.Addr, "BUZON_MGMT_PASSWORD": "bad"}, "--json", "STATUS")
+	if r.code != 1 || !strings.Contains(r.stdout, `"error": "LOGIN REFUSED"`) || !strings.Contains(r.stderr, "login refused") {
 		t.Fatalf("got %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	// The seed form takes --json too, without echoing the dialog.
@@ -199,7 +209,7 @@ func TestTLS(t *testing.T) {
 	caFile := cert.CertFile
 	env := map[string]string{"BUZON_MGMT_ADDR": h.Addr, "BUZON_MGMT_PASSWORD": "secret"}
 	r := runWith(env, "STATUS")
-	if r.code != 1 || !strings.Contains(r.stderr, "PLAINTEXT") {
+	if r.code != 1 || !strings.Contains(r.stderr, "login refused") {
 		t.Fatalf("plaintext: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	r = runWith(env, "--tls", "--ca-file", caFile, "NOOP")

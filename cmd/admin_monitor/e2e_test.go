@@ -26,7 +26,7 @@ func TestE2ETLS(t *testing.T) {
 	s := testserver.Start(t, testserver.Options{TLS: true, YAML: "auth:\n  trust_loopback: false\n"})
 	env := map[string]string{"BUZON_MGMT_ADDR": s.MGMT, "BUZON_MGMT_PASSWORD": s.AdminPassword}
 	r := runWith(env, "NOOP")
-	if r.code != 1 || !strings.Contains(r.stderr, "PLAINTEXT AUTHENTICATION DISALLOWED") {
+	if r.code != 1 || !strings.Contains(r.stderr, "login refused") {
 		t.Fatalf("plaintext: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	r = runWith(env, "--tls", "--ca-file", s.Cert.CertFile, "LIVE_CONNEC")
