@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,6 +79,7 @@ type server struct {
 	logs     *logSetup
 	log      *slog.Logger
 	cur      atomic.Pointer[config.Config]
+	base     state.Values // the configured run-time values (state.Runtime's base)
 	certs    *certReloader
 	d        *deps
 	services []service
@@ -105,6 +105,7 @@ func serve(ctx context.Context, opts config.Options, stderr io.Writer) error {
 	defer s.logs.sink.close()
 	s.log = s.logs.logger()
 	s.cur.Store(cfg)
+	s.base = meta.Base
 	for _, w := range warns {
 		s.log.Warn("configuration", "warning", w)
 	}
@@ -260,7 +261,7 @@ func (s *server) shutdown() {
 // keys; an invalid configuration is logged and the old one kept.
 func (s *server) reload() {
 	old := s.cur.Load()
-	cfg, meta, warns, err := config.Load(s.opts)
+	loaded, meta, warns, err := config.Load(s.opts)
 	if err != nil {
 		s.log.Error("reload: invalid configuration, keeping the old one", "err", err)
 		return
@@ -268,17 +269,9 @@ func (s *server) reload() {
 	for _, w := range warns {
 		s.log.Warn("configuration", "warning", w)
 	}
-	for _, k := range unreloadable(old, cfg) {
+	cfg := reloaded(old, loaded)
+	for _, k := range restartKeys(cfg, loaded, meta) {
 		s.log.Warn("reload: this change needs a restart, keeping the old value", "key", k)
-	}
-	// Keys that need a restart keep their running values.
-	cfg.DataDir = old.DataDir
-	cfg.Hostname = old.Hostname
-	cfg.SMTP.Listen, cfg.SMTP.SubmissionListen, cfg.SMTP.TLSListen = old.SMTP.Listen, old.SMTP.SubmissionListen, old.SMTP.TLSListen
-	cfg.POP3.Listen, cfg.POP3.TLSListen = old.POP3.Listen, old.POP3.TLSListen
-	cfg.MGMT.Listen = old.MGMT.Listen
-	if old.TLS.Enabled() != cfg.TLS.Enabled() {
-		cfg.TLS = old.TLS // listeners and STARTTLS offers were built at start
 	}
 
 	if err := s.logs.apply(cfg.Log); err != nil {
@@ -290,7 +283,11 @@ func (s *server) reload() {
 			s.log.Error("reload: TLS certificate, keeping the old one", "err", err)
 		}
 	}
-	s.d.runtime.ApplyConfig(meta.Base)
+	// transform.enabled is read at start only; MGMT TRANSFORM switches it.
+	base := meta.Base
+	base.Transform = s.base.Transform
+	s.base = base
+	s.d.runtime.ApplyConfig(base)
 	s.cur.Store(cfg)
 	for _, svc := range s.services {
 		if svc.reload != nil {
@@ -300,23 +297,42 @@ func (s *server) reload() {
 	s.log.Info("configuration reloaded", "file", meta.File)
 }
 
-// unreloadable lists keys whose change only a restart applies.
-func unreloadable(old, cfg *config.Config) []string {
+// reloaded is the running configuration old with the keys SIGHUP applies
+// (SPEC §2) taken from the newly loaded one: domains, aliases, the TLS
+// certificate files, log.*, limits.* (run-time values are applied on top by
+// state.Runtime), transform.command and transform.timeout. Every other key
+// keeps its running value until a restart.
+func reloaded(old, loaded *config.Config) *config.Config {
+	cfg := *old
+	cfg.Domains = loaded.Domains
+	cfg.Aliases = loaded.Aliases
+	if old.TLS.Enabled() == loaded.TLS.Enabled() {
+		// Listeners and STARTTLS offers were built at start: switching TLS
+		// on or off needs a restart, a new certificate does not.
+		cfg.TLS = loaded.TLS
+	}
+	cfg.Log = loaded.Log
+	cfg.Limits = loaded.Limits
+	cfg.Transform.Command = loaded.Transform.Command
+	cfg.Transform.Timeout = loaded.Transform.Timeout
+	return &cfg
+}
+
+// restartKeys lists the keys whose loaded value differs from the one in
+// force after a reload: those only a restart applies. Left out are
+// admin.password (read at the first start only: a restart would not apply
+// it either) and values from state.json (the running server holds those).
+func restartKeys(running, loaded *config.Config, meta *config.Meta) []string {
+	now, want := config.Entries(running, nil), config.Entries(loaded, nil)
 	var keys []string
-	if old.DataDir != cfg.DataDir {
-		keys = append(keys, "data_dir")
-	}
-	if old.Hostname != cfg.Hostname {
-		keys = append(keys, "hostname")
-	}
-	ol, nl := old.Listeners(), cfg.Listeners()
-	for i := range ol {
-		if !slices.Equal(ol[i].Addrs, nl[i].Addrs) {
-			keys = append(keys, ol[i].Key)
+	for i := range now {
+		k := now[i].Key
+		if k == "admin.password" || meta.Sources[k] == config.FromRuntime {
+			continue
 		}
-	}
-	if old.TLS.Enabled() != cfg.TLS.Enabled() {
-		keys = append(keys, "tls.cert_file")
+		if now[i].Value != want[i].Value {
+			keys = append(keys, now[i].Key)
+		}
 	}
 	return keys
 }

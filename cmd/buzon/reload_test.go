@@ -1,0 +1,418 @@
+package main
+
+import (
+	"bufio"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/testserver"
+	"go.yaml.in/yaml/v3"
+)
+
+// lineConn is a tiny line-protocol client for SMTP, POP3 and MGMT dialogs.
+type lineConn struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dialLine(t *testing.T, addr string) *lineConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &lineConn{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+// line reads one reply line (CRLF stripped); it fails the test after 10 s.
+func (l *lineConn) line() string {
+	l.t.Helper()
+	_ = l.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	s, err := l.r.ReadString('\n')
+	if err != nil {
+		l.t.Fatalf("read: %v (got %q)", err, s)
+	}
+	return strings.TrimRight(s, "\r\n")
+}
+
+// smtpReply reads a possibly multi-line SMTP reply and returns its last line.
+func (l *lineConn) smtpReply() string {
+	l.t.Helper()
+	for {
+		s := l.line()
+		if len(s) < 4 || s[3] != '-' {
+			return s
+		}
+	}
+}
+
+func (l *lineConn) send(s string) {
+	l.t.Helper()
+	_ = l.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := l.c.Write([]byte(s + "\r\n")); err != nil {
+		l.t.Fatalf("write %q: %v", s, err)
+	}
+}
+
+// expect reads a reply and checks that it starts with want.
+func (l *lineConn) expect(want string) string {
+	l.t.Helper()
+	got := l.smtpReply()
+	if !strings.HasPrefix(got, want) {
+		l.t.Fatalf("got %q, want %q", got, want)
+	}
+	return got
+}
+
+// cmd sends s and expects a reply starting with want.
+func (l *lineConn) cmd(s, want string) string {
+	l.t.Helper()
+	l.send(s)
+	got := l.smtpReply()
+	if !strings.HasPrefix(got, want) {
+		l.t.Fatalf("%q: got %q, want %q", s, got, want)
+	}
+	return got
+}
+
+// closedByPeer waits until the server closes the connection.
+func (l *lineConn) closedByPeer(within time.Duration) bool {
+	_ = l.c.SetReadDeadline(time.Now().Add(within))
+	for {
+		if _, err := l.r.ReadString('\n'); err != nil {
+			ne, ok := err.(net.Error)
+			return !ok || !ne.Timeout()
+		}
+	}
+}
+
+func smtpSession(t *testing.T, addr string) *lineConn {
+	t.Helper()
+	c := dialLine(t, addr)
+	if g := c.smtpReply(); !strings.HasPrefix(g, "220 ") {
+		t.Fatalf("greeting %q", g)
+	}
+	c.cmd("EHLO client.test", "250")
+	return c
+}
+
+func pop3Login(t *testing.T, addr, user, pw string) *lineConn {
+	t.Helper()
+	c := dialLine(t, addr)
+	if g := c.line(); !strings.HasPrefix(g, "+OK") {
+		t.Fatalf("greeting %q", g)
+	}
+	c.cmd("USER "+user, "+OK")
+	c.cmd("PASS "+pw, "+OK")
+	return c
+}
+
+func mgmtLogin(t *testing.T, s *testserver.Server) *lineConn {
+	t.Helper()
+	c := dialLine(t, s.MGMT)
+	c.line() // greeting
+	c.cmd("USER admin", "+OK USER")
+	c.cmd("PASS "+s.AdminPassword, "+OK PASS")
+	return c
+}
+
+// mgmtStatus returns STATUS as a key → value map.
+func mgmtStatus(t *testing.T, c *lineConn) map[string]string {
+	t.Helper()
+	c.cmd("STATUS", "+OK")
+	m := map[string]string{}
+	for {
+		s := c.line()
+		if s == "." {
+			return m
+		}
+		k, v, _ := strings.Cut(s, ": ")
+		m[k] = v
+	}
+}
+
+// mgmtReply sends a command and returns its data lines (without the final ".").
+func mgmtReply(t *testing.T, c *lineConn, cmd string) []string {
+	t.Helper()
+	c.cmd(cmd, "+OK")
+	var out []string
+	for {
+		s := c.line()
+		if s == "." {
+			return out
+		}
+		out = append(out, s)
+	}
+}
+
+// rewriteConfig merges extra YAML into the server's config file.
+func rewriteConfig(t *testing.T, s *testserver.Server, extra string) {
+	t.Helper()
+	raw, err := os.ReadFile(s.ConfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg, add map[string]any
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(extra), &add); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range add {
+		if sub, ok := v.(map[string]any); ok {
+			if cur, ok := cfg[k].(map[string]any); ok {
+				for kk, vv := range sub {
+					cur[kk] = vv
+				}
+				continue
+			}
+		}
+		cfg[k] = v
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.ConfigFile, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reloadAndWait sends SIGHUP and waits for the n-th "configuration reloaded".
+func reloadAndWait(t *testing.T, s *testserver.Server, n int) {
+	t.Helper()
+	if err := s.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "reload", 10*time.Second, func() bool {
+		return strings.Count(s.Log(), "configuration reloaded") >= n
+	})
+}
+
+// newMessages lists the files in a user's new/.
+func newMessages(t *testing.T, s *testserver.Server, user string) []string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(s.DataDir, "mail", user, "new", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// TestServeSIGHUPReachesServers checks that each reloadable key of SPEC §2
+// reaches the running servers, and that run-time values keep winning.
+func TestServeSIGHUPReachesServers(t *testing.T) {
+	s := testserver.Start(t, testserver.Options{})
+	s.AddUser(t, "alice", "pw-alice")
+	m := mgmtLogin(t, s)
+	// A run-time value set through MGMT.
+	mgmtReply(t, m, "MAX_USERS 7")
+	m.cmd("TRANSFORM ON", "-ERR NO TRANSFORM COMMAND CONFIGURED")
+
+	c := smtpSession(t, s.SMTP)
+	c.cmd("MAIL FROM:<x@remote.test>", "250")
+	c.cmd("RCPT TO:<alice@new.test>", "550")
+	c.cmd("RCPT TO:<sales@example.test>", "550")
+	c.cmd("QUIT", "221")
+
+	marker := filepath.Join(t.TempDir(), "ran")
+	rewriteConfig(t, s, `
+domains: [example.test, new.test]
+aliases: {sales: alice, postmaster: admin}
+limits: {max_connections: 50, max_users: 99, max_connections_per_ip: 1}
+transform:
+  command: ["/bin/sh", "-c", "touch `+marker+`; echo 'X-Transformed: yes'; cat"]
+  timeout: 5s
+`)
+	reloadAndWait(t, s, 1)
+
+	st := mgmtStatus(t, m)
+	if st["MAX CONNECTIONS"] != "50" {
+		t.Errorf("MAX CONNECTIONS after reload = %q, want the new config's 50", st["MAX CONNECTIONS"])
+	}
+	if st["MAX USERS"] != "7" {
+		t.Errorf("MAX USERS after reload = %q, want the run-time 7", st["MAX USERS"])
+	}
+	// transform.command reached MGMT: TRANSFORM ON now works.
+	if got := mgmtReply(t, m, "TRANSFORM ON"); len(got) != 1 || got[0] != "TRANSFORMATIONS: ON" {
+		t.Fatalf("TRANSFORM ON after reload: %q", got)
+	}
+	m.cmd("QUIT", "+OK")
+
+	// domains and aliases reached SMTP; transform.command too.
+	c = smtpSession(t, s.SMTP)
+	// limits.max_connections_per_ip is now 1: a second connection is refused.
+	second := dialLine(t, s.SMTP)
+	if g := second.smtpReply(); !strings.HasPrefix(g, "421") {
+		t.Errorf("second connection with max_connections_per_ip 1: %q", g)
+	}
+	c.cmd("MAIL FROM:<x@remote.test>", "250")
+	c.cmd("RCPT TO:<alice@new.test>", "250")
+	c.cmd("RCPT TO:<sales@example.test>", "250")
+	c.cmd("DATA", "354")
+	c.send("Subject: hi\r\n\r\nbody\r\n.")
+	c.expect("250")
+	c.cmd("QUIT", "221")
+	msgs := newMessages(t, s, "alice")
+	if len(msgs) == 0 {
+		t.Fatal("nothing delivered to alice")
+	}
+	for _, m := range msgs {
+		body, _ := os.ReadFile(m)
+		if !strings.Contains(string(body), "X-Transformed: yes") {
+			t.Errorf("message not transformed after reload:\n%s", body)
+		}
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("transformation command did not run: %v", err)
+	}
+
+	// transform.timeout reaches SMTP: a slow command now times out.
+	rewriteConfig(t, s, `
+transform: {command: ["/bin/sleep", "30"], timeout: 1s}
+limits: {max_connections_per_ip: 20}
+`)
+	reloadAndWait(t, s, 2)
+	c = smtpSession(t, s.SMTP)
+	c.cmd("MAIL FROM:<x@remote.test>", "250")
+	c.cmd("RCPT TO:<alice@new.test>", "250")
+	c.cmd("DATA", "354")
+	c.send("Subject: slow\r\n\r\nbody\r\n.")
+	start := time.Now()
+	c.expect("451")
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("transformation cut after %s, want about the reloaded 1s", d)
+	}
+	c.cmd("QUIT", "221")
+}
+
+// TestServeReloadReportsRestartKeys: keys that are not reloadable keep their
+// running value and the log names them.
+func TestServeReloadReportsRestartKeys(t *testing.T) {
+	s := testserver.Start(t, testserver.Options{})
+	rewriteConfig(t, s, `
+hostname: other.test
+smtp: {max_message_bytes: 1000}
+auth: {allow_insecure: true}
+transform: {max_concurrent: 2}
+`)
+	reloadAndWait(t, s, 1)
+	for _, k := range []string{"hostname", "smtp.max_message_bytes", "auth.allow_insecure", "transform.max_concurrent"} {
+		if !strings.Contains(s.Log(), "needs a restart, keeping the old value\" key="+k) {
+			t.Errorf("change of %s not reported as needing a restart:\n%s", k, s.Log())
+		}
+	}
+	c := smtpSession(t, s.SMTP)
+	c.send("EHLO again.test")
+	var size string
+	for {
+		l := c.line()
+		if strings.Contains(l, "SIZE") {
+			size = l
+		}
+		if l[3] == ' ' {
+			break
+		}
+	}
+	if !strings.Contains(size, "26214400") {
+		t.Errorf("SIZE changed without a restart: %q", size)
+	}
+}
+
+// TestServeShutdownGrace: after SIGTERM new connections are refused, open
+// sessions may finish within shutdown_grace, then are cut; a cut POP3
+// session applies no deletion.
+func TestServeShutdownGrace(t *testing.T) {
+	s := testserver.Start(t, testserver.Options{YAML: "shutdown_grace: 3s\n"})
+	s.AddUser(t, "alice", "pw-alice")
+	c := smtpSession(t, s.SMTP)
+	c.cmd("MAIL FROM:<x@remote.test>", "250")
+	c.cmd("RCPT TO:<alice@example.test>", "250")
+	c.cmd("DATA", "354")
+	c.send("Subject: one\r\n\r\nfirst\r\n.")
+	c.expect("250")
+
+	p := pop3Login(t, s.POP3, "alice", "pw-alice")
+	p.cmd("DELE 1", "+OK")
+
+	// An SMTP transaction in progress when the signal comes.
+	c.cmd("MAIL FROM:<x@remote.test>", "250")
+	c.cmd("RCPT TO:<alice@example.test>", "250")
+
+	if err := s.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitLog(t, "msg=stopping", 10*time.Second)
+	waitFor(t, "listeners closed", 10*time.Second, func() bool {
+		conn, err := net.DialTimeout("tcp", s.POP3, time.Second)
+		if err != nil {
+			return true
+		}
+		conn.Close()
+		return false
+	})
+
+	// The SMTP session finishes its message within the grace.
+	c.cmd("DATA", "354")
+	c.send("Subject: two\r\n\r\nsecond\r\n.")
+	c.expect("250")
+
+	// The POP3 session, which never sends QUIT, is cut at the latest when
+	// the grace ends.
+	if !p.closedByPeer(10 * time.Second) {
+		t.Fatal("POP3 session still open long after shutdown_grace")
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("server still running after shutdown_grace")
+	}
+	if n := len(newMessages(t, s, "alice")) + curCount(t, s, "alice"); n != 2 {
+		t.Fatalf("alice has %d messages after the cut session, want 2 (no deletion applied)", n)
+	}
+}
+
+func curCount(t *testing.T, s *testserver.Server, user string) int {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(s.DataDir, "mail", user, "cur", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(names)
+}
+
+// TestUserChangesSeenByRunningServer: `buzon user` works on the store while
+// a server runs, and the server sees each change at the next login.
+func TestUserChangesSeenByRunningServer(t *testing.T) {
+	s := testserver.Start(t, testserver.Options{})
+	s.AddUser(t, "dave", "pw-one")
+	p := pop3Login(t, s.POP3, "dave", "pw-one")
+	p.cmd("QUIT", "+OK")
+
+	if out, err := s.Run("pw-two\n", "user", "passwd", "dave", "--password-stdin"); err != nil {
+		t.Fatalf("passwd: %v %s", err, out)
+	}
+	p = dialLine(t, s.POP3)
+	p.line()
+	p.cmd("USER dave", "+OK")
+	p.cmd("PASS pw-one", "-ERR")
+	p.cmd("QUIT", "+OK")
+	p = pop3Login(t, s.POP3, "dave", "pw-two")
+	p.cmd("QUIT", "+OK")
+
+	if out, err := s.Run("", "user", "del", "dave"); err != nil {
+		t.Fatalf("del: %v %s", err, out)
+	}
+	p = dialLine(t, s.POP3)
+	p.line()
+	p.cmd("USER dave", "+OK")
+	p.cmd("PASS pw-two", "-ERR")
+}
