@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/atomicfile"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -55,8 +56,8 @@ func TestHelperUserWriter(t *testing.T) {
 		}
 	case "hang":
 		point := os.Getenv(envHelperPoint)
-		s.writeHook = func(p string) {
-			if p == point {
+		s.writeHook = func(p atomicfile.Point) {
+			if string(p) == point {
 				fmt.Println("at", p)
 				select {} // wait for SIGKILL
 			}
@@ -191,7 +192,7 @@ func TestCrashMidWriteLoop(t *testing.T) {
 		break
 	}
 	mustAdd(t, s, "after", "pw", false)
-	if m, _ := filepath.Glob(filepath.Join(dir, storeTempPattern)); len(m) != 0 {
+	if m, _ := filepath.Glob(atomicfile.TempPattern(filepath.Join(dir, storeFile))); len(m) != 0 {
 		t.Fatalf("temporary files left after a write: %v", m)
 	}
 }
@@ -230,7 +231,7 @@ func TestCrashAtWritePoints(t *testing.T) {
 			if _, err := s.Lookup("victim"); (err == nil) != tt.wantVictim {
 				t.Fatalf("Lookup(victim) = %v", err)
 			}
-			if m, _ := filepath.Glob(filepath.Join(dir, storeTempPattern)); len(m) != 0 {
+			if m, _ := filepath.Glob(atomicfile.TempPattern(filepath.Join(dir, storeFile))); len(m) != 0 {
 				t.Fatalf("temporary files left: %v", m)
 			}
 		})

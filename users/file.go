@@ -10,6 +10,7 @@ import (
 	"sort"
 	"syscall"
 
+	"github.com/buzon-mail/buzon/internal/atomicfile"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -18,10 +19,6 @@ const (
 	storeFile         = "users.json"
 	lockFile          = "users.lock"
 	adminPasswordFile = "admin-password"
-	// Temporary files are only created by a writer holding the lock, so any
-	// that exist while we hold it were left by a writer that died.
-	storeTempPattern = ".users.json.*.tmp"
-	pwTempPattern    = ".admin-password.*.tmp"
 )
 
 // formatVersion is the only on-disk version this code reads and writes.
@@ -111,78 +108,12 @@ func encode(d db) []byte {
 	return b.Bytes()
 }
 
-// writeFileAtomic replaces dir/name with data so that after a crash at any
-// moment the file holds either its old or its new content, never a mix or a
-// truncation: the data goes to a temporary file in the same directory, is
-// fsynced, renamed over the target (atomic within one file system), and the
-// directory is fsynced so that the rename itself is durable.
-// It returns the new file, still open, for the caller to keep or close.
-// hook (tests only) runs at named points of the sequence.
-func writeFileAtomic(dir, name, pattern string, data []byte, hook func(string)) (*os.File, error) {
-	f, err := os.CreateTemp(dir, pattern) // mode 0600
-	if err != nil {
-		return nil, err
-	}
-	tmp := f.Name()
-	fail := func(err error) (*os.File, error) {
-		f.Close()
-		os.Remove(tmp)
-		return nil, err
-	}
-	if hook != nil {
-		half := len(data) / 2
-		if _, err := f.Write(data[:half]); err != nil {
-			return fail(err)
-		}
-		hook("partial")
-		if _, err := f.Write(data[half:]); err != nil {
-			return fail(err)
-		}
-	} else if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if hook != nil {
-		hook("before-rename")
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fail(err)
-	}
-	if hook != nil {
-		hook("before-dirsync")
-	}
-	if err := syncDir(dir); err != nil {
-		// The new content is in place; only its durability across a power
-		// loss is in doubt. Report it so the caller does not claim success.
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // removeStaleTemps deletes temporary files left by a writer that died
-// mid-write. Only call it while holding the store lock.
+// mid-write. Only call it while holding the store lock: temporary files are
+// only created by a writer holding it.
 func removeStaleTemps(dir string) {
-	for _, p := range []string{storeTempPattern, pwTempPattern} {
-		matches, _ := filepath.Glob(filepath.Join(dir, p))
-		for _, m := range matches {
-			os.Remove(m)
-		}
-	}
+	atomicfile.RemoveTemps(filepath.Join(dir, storeFile))
+	atomicfile.RemoveTemps(filepath.Join(dir, adminPasswordFile))
 }
 
 // flock takes an exclusive lock on dir/users.lock, shared by every process

@@ -33,6 +33,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/buzon-mail/buzon/internal/atomicfile"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -91,7 +92,7 @@ type Store struct {
 	// Test hooks. compare is the one bcrypt comparison of each
 	// Authenticate; writeHook runs at named points of an atomic write.
 	compare   func(hash, password []byte) error
-	writeHook func(point string)
+	writeHook func(atomicfile.Point)
 	loads     atomic.Int64 // number of times the file was read and decoded
 }
 
@@ -273,7 +274,8 @@ func (s *Store) update(fn func(d db) (changed bool, err error), after func()) er
 		return err
 	}
 	sn.close()
-	f, err := writeFileAtomic(s.dir, storeFile, storeTempPattern, encode(sn.users), s.writeHook)
+	// Durable once Write returns: temp file, fsync, rename, fsync data_dir.
+	f, err := atomicfile.Write(s.path(), encode(sn.users), atomicfile.Options{Hook: s.writeHook})
 	if err != nil {
 		return fmt.Errorf("users: write store: %w", err)
 	}
@@ -535,12 +537,18 @@ func (s *Store) SetPassword(name, password string) error {
 // removePasswordFile deletes data_dir/admin-password; call under the lock.
 func (s *Store) removePasswordFile() {
 	err := os.Remove(s.PasswordFile())
-	if err == nil {
-		_ = syncDir(s.dir)
-		s.log.Info("removed the initial admin password file", "file", s.PasswordFile())
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		s.log.Warn("could not remove the initial admin password file", "file", s.PasswordFile(), "err", err)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
 	}
+	if err == nil {
+		// Durable removal: a crash must not bring the stale password back.
+		err = atomicfile.SyncDir(s.dir)
+	}
+	if err != nil {
+		s.log.Warn("could not remove the initial admin password file", "file", s.PasswordFile(), "err", err)
+		return
+	}
+	s.log.Info("removed the initial admin password file", "file", s.PasswordFile())
 }
 
 // EnsureAdmin creates "admin" on first start when no admin exists: with
@@ -581,11 +589,9 @@ func (s *Store) EnsureAdmin(password string) (created bool, passwordFile string,
 			// The file is written before the store: after a crash between
 			// the two, the next start finds no admin and starts over, where
 			// the other order could leave an admin nobody knows the password of.
-			f, err := writeFileAtomic(s.dir, adminPasswordFile, pwTempPattern, []byte(password+"\n"), nil)
-			if err != nil {
-				return false, fmt.Errorf("write %s: %w", adminPasswordFile, err)
+			if err := atomicfile.WriteFile(s.PasswordFile(), []byte(password+"\n"), 0o600); err != nil {
+				return false, err
 			}
-			f.Close()
 		} else {
 			// A file left from an earlier bootstrap would be misleading.
 			s.removePasswordFile()
