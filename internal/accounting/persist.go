@@ -8,7 +8,8 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
+
+	"github.com/buzon-mail/buzon/internal/atomicfile"
 )
 
 // counters is the content of counters.json: the figures that survive a
@@ -73,47 +74,17 @@ func loadCounters(path string) (counters, error) {
 	return c, nil
 }
 
-// saveCounters replaces path with c. Guarantee: once it returns nil the
-// figures survive a crash, and a crash at any moment leaves either the old
-// or the new file whole — temp file in the same directory, fsync, rename
-// over path, fsync of the directory.
+// saveCounters replaces path with c through atomicfile (temp file in the
+// same directory, fsync, rename over path, fsync of the directory): once it
+// returns nil the figures survive a crash, and a crash at any moment leaves
+// either the old or the new file whole.
 func saveCounters(path string, c counters) error {
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode counters: %w", err)
 	}
-	b = append(b, '\n')
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".counters-*.tmp")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save counters: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op once renamed
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save counters: %w", err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save counters: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save counters: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save counters: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("save counters: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("save counters: sync dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("save counters: sync dir: %w", err)
 	}
 	return nil
 }

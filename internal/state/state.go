@@ -11,9 +11,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
+
+	"github.com/buzon-mail/buzon/internal/atomicfile"
 )
 
 // File is the content of state.json: only the values set at run time.
@@ -92,14 +93,10 @@ func (f File) Validate() error {
 // Reset removes state.json (durably: the directory is fsynced, so the
 // removal survives a crash). A missing file is not an error.
 func Reset(path string) error {
-	err := os.Remove(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	if err := atomicfile.Remove(path); err != nil {
 		return fmt.Errorf("remove run-time state: %w", err)
 	}
-	return syncDir(filepath.Dir(path))
+	return nil
 }
 
 // Runtime holds the effective values; safe for concurrent use; reads are
@@ -217,52 +214,16 @@ func cloneFile(f File) File {
 	return c
 }
 
-// writeFile replaces path with f. Guarantee: after it returns nil, the new
-// content survives a crash, and at no moment can a reader (or a restart)
-// see a partial file — it is written to a temp file in the same directory,
-// fsynced, renamed over path, and the directory is fsynced.
+// writeFile replaces path with f through atomicfile (temp file, fsync,
+// rename, fsync dir): after it returns nil the new content survives a
+// crash, and no reader or restart can ever see a partial file.
 func writeFile(path string, f File) error {
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode run-time state: %w", err)
 	}
-	b = append(b, '\n')
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".state-*.tmp")
-	if err != nil {
-		return fmt.Errorf("write run-time state: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op once renamed
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write run-time state: %w", err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write run-time state: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write run-time state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write run-time state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write run-time state: %w", err)
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename or removal in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
+	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("save run-time state: %w", err)
 	}
 	return nil
 }
