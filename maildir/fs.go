@@ -6,6 +6,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/buzon-mail/buzon/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,17 +56,7 @@ func (osFS) Link(o, n string) error                    { return os.Link(o, n) }
 func (osFS) Remove(name string) error                  { return os.Remove(name) }
 func (osFS) Mkdir(name string, perm os.FileMode) error { return os.Mkdir(name, perm) }
 
-func (osFS) SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func (osFS) SyncDir(dir string) error { return atomicfile.SyncDir(dir) }
 
 func (osFS) SyncFS(path string) error {
 	d, err := os.Open(path)
