@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"net"
+	"strings"
+	"time"
 
 	"github.com/buzon-mail/buzon/config"
 	"github.com/buzon-mail/buzon/internal/state"
@@ -89,10 +93,42 @@ func newConfigCmd(g *globals) *cobra.Command {
 			if err := state.Reset(cfg.StatePath()); err != nil {
 				return fmt.Errorf("reset run-time values: %w", err)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "run-time values cleared; restart a running server so that it drops its own")
+			fmt.Fprintln(cmd.OutOrStdout(), "run-time values cleared: the configuration applies at the next start")
+			if addr := runningServer(cfg); addr != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: a buzon server answers on %s: it keeps its run-time values "+
+					"in memory and writes them back at its next run-time change; restart it now\n", addr)
+			}
 			return nil
 		},
 	}
 	c.AddCommand(check, print, reset)
 	return c
+}
+
+// runningServer returns the first mgmt.listen address of cfg where a buzon
+// MGMT server greets, or "". A running server holds the run-time values in
+// memory, so `config reset-runtime` only takes effect once it restarts.
+func runningServer(cfg *config.Config) string {
+	for _, a := range cfg.MGMT.Listen {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || port == "0" {
+			continue
+		}
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			host = "127.0.0.1"
+		}
+		addr := net.JoinHostPort(host, port)
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			continue
+		}
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		greeting, _ := bufio.NewReader(c).ReadString('\n')
+		_, _ = c.Write([]byte("QUIT\r\n"))
+		c.Close()
+		if strings.HasPrefix(greeting, "+OK buzon MGMT") {
+			return addr
+		}
+	}
+	return ""
 }

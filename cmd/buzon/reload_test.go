@@ -416,3 +416,37 @@ func TestUserChangesSeenByRunningServer(t *testing.T) {
 	p.cmd("USER dave", "+OK")
 	p.cmd("PASS pw-two", "-ERR")
 }
+
+// TestResetRuntimeWhileRunning: reset-runtime clears state.json and warns
+// that a running server keeps its run-time values until it restarts; after
+// the restart the configuration applies.
+func TestResetRuntimeWhileRunning(t *testing.T) {
+	s := testserver.Start(t, testserver.Options{})
+	m := mgmtLogin(t, s)
+	mgmtReply(t, m, "MAX_CONNEC 42")
+	m.cmd("QUIT", "+OK")
+	out, _ := s.Run("", "config", "print")
+	if !regexpLine(out, "limits.max_connections", "42", "runtime") {
+		t.Errorf("config print does not show the run-time value:\n%s", out)
+	}
+	out, err := s.Run("", "config", "reset-runtime")
+	if err != nil {
+		t.Fatalf("reset-runtime: %v %s", err, out)
+	}
+	if !strings.Contains(out, "answers on "+s.MGMT) || !strings.Contains(out, "restart it") {
+		t.Errorf("no warning about the running server: %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(s.DataDir, "state.json")); !os.IsNotExist(err) {
+		t.Fatalf("state.json still there: %v", err)
+	}
+	s.Stop()
+	s.Restart(t)
+	m = mgmtLogin(t, s)
+	if st := mgmtStatus(t, m); st["MAX CONNECTIONS"] != "1000" {
+		t.Errorf("MAX CONNECTIONS after reset and restart = %q, want the configured 1000", st["MAX CONNECTIONS"])
+	}
+	out, _ = s.Run("", "config", "print")
+	if strings.Contains(out, "runtime") {
+		t.Errorf("config print still shows run-time values:\n%s", out)
+	}
+}
