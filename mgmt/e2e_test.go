@@ -317,6 +317,34 @@ func TestE2ETimeout(t *testing.T) {
 	if r := do(t, b, "RESUME"); r.OK || r.Status != "NOT PAUSED" {
 		t.Fatalf("second RESUME %+v", r)
 	}
+
+	// A second, longer TIMEOUT moves the end: the first waits for it too.
+	start = time.Now()
+	a.Send("TIMEOUT", "1")
+	waitForPaused(t, b, true)
+	b.Send("TIMEOUT", "2")
+	for _, c := range []*client.Client{a, b} {
+		if r, err := c.ReadReply(true); err != nil || !r.OK {
+			t.Fatalf("TIMEOUT reply %+v %v", r, err)
+		}
+		if el := time.Since(start); el < 1900*time.Millisecond {
+			t.Fatalf("TIMEOUT answered after %v, before the later end", el)
+		}
+	}
+
+	// The pause does not survive a restart.
+	a.Send("TIMEOUT", "3600")
+	waitForPaused(t, b, true)
+	for _, l := range []*lineConn{open, e, f, g} {
+		l.c.Close() // an open session would hold the shutdown for its grace
+	}
+	s.Restart(t)
+	m := mgmtLogin(t, s)
+	if got := figure(t, m, "STATUS", "PAUSED SECONDS LEFT"); got != 0 {
+		t.Fatalf("PAUSED SECONDS LEFT %d after a restart", got)
+	}
+	h := dialLine(t, s.SMTP)
+	h.expectPrefix(h.read(), "220")
 }
 
 func waitForPaused(t *testing.T, c *client.Client, paused bool) {

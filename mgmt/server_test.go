@@ -618,3 +618,51 @@ func TestTimeoutPipelined(t *testing.T) {
 	}
 	r.expect("+OK NOOP", ".", "-ERR NOT PAUSED")
 }
+
+// Slow clients: the login time bounds the whole AUTH phase however the
+// bytes trickle in; after login the idle time applies per read instead.
+func TestSlowClients(t *testing.T) {
+	h := start(t, func(c *mgmt.Config) {
+		c.LoginTimeout = 300 * time.Millisecond
+		c.IdleTimeout = 400 * time.Millisecond
+	})
+
+	trickler := dialRaw(t, h.Addr)
+	begin := time.Now()
+	go func() {
+		for i := 0; i < 40; i++ { // one byte every 25 ms, never a whole line
+			if _, err := trickler.c.Write([]byte("U")); err != nil {
+				return
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+	}()
+	trickler.expectClosed()
+	if el := time.Since(begin); el > 900*time.Millisecond {
+		t.Fatalf("trickling client kept for %v with a 300ms login time", el)
+	}
+
+	busy := dialRaw(t, h.Addr)
+	busy.login()
+	for range 6 { // 600 ms of activity, past the login time
+		time.Sleep(100 * time.Millisecond)
+		busy.send("NOOP\r\n")
+		busy.expect("+OK NOOP", ".")
+	}
+	idleFrom := time.Now()
+	busy.expectClosed()
+	if el := time.Since(idleFrom); el < 300*time.Millisecond {
+		t.Fatalf("logged-in session closed after %v idle, before the 400ms idle time", el)
+	}
+
+	// A client vanishing in the middle of a line frees its session.
+	gone := dialRaw(t, h.Addr)
+	gone.login()
+	gone.send("STAT")
+	gone.c.Close()
+	waitFor(t, func() bool { return h.Srv.Sessions() == 0 })
+	r := dialRaw(t, h.Addr)
+	r.login()
+	r.send("NOOP\r\n")
+	r.expect("+OK NOOP", ".")
+}
