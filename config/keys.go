@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -118,7 +119,22 @@ var keys = []key{
 		return
 	}},
 	{"log.format", "text", func(c *Config, raw any, _ Source) (err error) { c.Log.Format, err = oneOf(raw, "text", "json"); return }},
-	{"log.file", "", func(c *Config, raw any, _ Source) (err error) { c.Log.File, err = str(raw); return }},
+	{"log.file", "", func(c *Config, raw any, _ Source) error {
+		s, err := str(raw)
+		if err != nil {
+			return err
+		}
+		if strings.ContainsRune(s, 0) {
+			return errors.New("must not contain NUL")
+		}
+		// The file is created at start; a directory in its place would
+		// only fail there.
+		if fi, err := os.Stat(s); s != "" && err == nil && fi.IsDir() {
+			return fmt.Errorf("%s is a directory", s)
+		}
+		c.Log.File = s
+		return nil
+	}},
 
 	{"admin.password", "", func(c *Config, raw any, _ Source) error {
 		s, err := str(raw)

@@ -275,6 +275,10 @@ func TestValidationErrors(t *testing.T) {
 		{"log level flag", "", nil, []string{"-L", "trace"}, "log.level: must be one of debug, info, warn, error (from flag --log-level)"},
 		{"log format", "log: {format: xml}\n", nil, nil, "log.format: must be one of text, json"},
 		{"log file", "log: {file: [a, b]}\n", nil, nil, "log.file: must be a string"},
+		{"log file NUL", "log: {file: \"a\\0b\"}\n", nil, nil, "log.file: must not contain NUL"},
+		{"log file directory", "log: {file: " + os.TempDir() + "}\n", nil, nil, "log.file: " + os.TempDir() + " is a directory"},
+		{"data_dir NUL", "data_dir: \"a\\0b\"\n", nil, nil, "data_dir: must not contain NUL"},
+		{"hostname invalid UTF-8", "", map[string]string{"BUZON_HOSTNAME": "\xff.test"}, nil, "hostname: must be a host name (letters, digits, hyphens and dots) (from BUZON_HOSTNAME)"},
 		{"admin password space", "admin: {password: 'a b'}\n", nil, nil, "admin.password: must not contain spaces"},
 		{"admin password long", "admin: {password: '" + strings.Repeat("x", 73) + "'}\n", nil, nil, "admin.password: must be 1 to 72 bytes"},
 	}

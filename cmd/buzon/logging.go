@@ -39,7 +39,7 @@ func (s *logSink) open(path string) error {
 		var err error
 		f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
-			return fmt.Errorf("open log file: %w", err)
+			return fmt.Errorf("log.file: %w", err)
 		}
 	}
 	if s.f != nil {
