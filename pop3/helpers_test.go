@@ -3,6 +3,7 @@ package pop3
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -33,6 +34,9 @@ type fakeDrop struct {
 	locked  bool
 	removed []string
 	failRm  map[string]bool
+	// syncs records, for each Sync, how many removals preceded it.
+	syncs    []int
+	failSync bool
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{drops: map[string]*fakeDrop{}} }
@@ -122,7 +126,21 @@ func (d *fakeDrop) Open(id string) (io.ReadCloser, error) {
 	return nil, maildir.ErrNotFound
 }
 
-func (d *fakeDrop) Sync() error { return nil }
+func (d *fakeDrop) Sync() error {
+	d.st.mu.Lock()
+	defer d.st.mu.Unlock()
+	d.syncs = append(d.syncs, len(d.removed))
+	if d.failSync {
+		return errors.New("injected sync failure")
+	}
+	return nil
+}
+
+func (d *fakeDrop) syncLog() []int {
+	d.st.mu.Lock()
+	defer d.st.mu.Unlock()
+	return slices.Clone(d.syncs)
+}
 
 func (d *fakeDrop) Remove(id string) error {
 	d.st.mu.Lock()
@@ -298,4 +316,56 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// startTLSServer serves srv with implicit TLS (POP3S) until the test ends.
+func startTLSServer(t testing.TB, srv *Server, cfg *tls.Config) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(tls.NewListener(l, cfg)) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-errc; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return l.Addr().String()
+}
+
+// dialTLS connects to a POP3S address and reads the greeting.
+func dialTLS(t testing.TB, addr string, cfg *tls.Config) *client {
+	t.Helper()
+	d := &net.Dialer{Deadline: time.Now().Add(10 * time.Second)}
+	conn, err := tls.DialWithDialer(d, "tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	c := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+	if g := c.line(); !strings.HasPrefix(g, "+OK ") {
+		t.Fatalf("greeting %q", g)
+	}
+	return c
+}
+
+// startTLS sends STLS and does the client side of the handshake.
+func (c *client) startTLS(cfg *tls.Config) {
+	c.t.Helper()
+	if r := c.cmd("STLS"); r != "+OK Begin TLS negotiation" {
+		c.t.Fatalf("STLS %q", r)
+	}
+	tc := tls.Client(c.conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.conn, c.r = tc, bufio.NewReader(tc)
 }

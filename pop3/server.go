@@ -55,6 +55,7 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
 	closing   bool
+	closed    chan struct{} // closed when Shutdown starts
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -65,6 +66,7 @@ func (srv *Server) init() {
 		srv.ctx, srv.cancel = context.WithCancel(context.Background())
 		srv.listeners = map[net.Listener]struct{}{}
 		srv.sessions = map[*session]struct{}{}
+		srv.closed = make(chan struct{})
 	}
 }
 
@@ -99,6 +101,11 @@ func (srv *Server) logger() *slog.Logger {
 // Serve accepts connections on l until Shutdown; it always returns a
 // non-nil error (ErrServerClosed after Shutdown). A listener that yields
 // *tls.Conn (implicit TLS, POP3S) gets the handshake done per session.
+//
+// Temporary accept errors (those whose Temporary method says so, such as
+// running out of file descriptors) are retried after a growing pause, as
+// net/http does, so Serve survives them on any listener. Under buzon serve
+// the accounting listener retries the common ones before they get here.
 func (srv *Server) Serve(l net.Listener) error {
 	srv.mu.Lock()
 	srv.init()
@@ -126,13 +133,19 @@ func (srv *Server) Serve(l net.Listener) error {
 			if closing {
 				return ErrServerClosed
 			}
-			if isTemporary(err) {
-				// Temporary (e.g. out of file descriptors): wait and retry.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
+			if !isTemporary(err) {
+				return err
 			}
-			return err
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			srv.logger().Warn("pop3 accept failed, retrying", "addr", l.Addr().String(), "err", err, "retry_in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-srv.closed:
+				t.Stop()
+				return ErrServerClosed
+			}
+			continue
 		}
 		backoff = 0
 		sess := srv.newSession(c)
@@ -170,6 +183,9 @@ func isTemporary(err error) bool {
 func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.mu.Lock()
 	srv.init()
+	if !srv.closing {
+		close(srv.closed)
+	}
 	srv.closing = true
 	for l := range srv.listeners {
 		l.Close()

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -38,7 +37,10 @@ const (
 
 var (
 	errLineTooLong = errors.New("line too long")
-	errEndSession  = errors.New("session ended")
+	// errLineFlood: more than maxDiscard octets without a line end; the
+	// session is closed rather than reading on for ever.
+	errLineFlood  = errors.New("line too long, closing")
+	errEndSession = errors.New("session ended")
 )
 
 type session struct {
@@ -150,6 +152,10 @@ func (s *session) endFromError(err error) {
 	}
 	var ne net.Error
 	switch {
+	case errors.Is(err, errLineFlood):
+		s.fail("Line too long, closing connection")
+		_ = s.w.Flush()
+		s.end = "line too long"
 	case errors.As(err, &ne) && ne.Timeout():
 		if s.state == stateAuthorization {
 			s.end = "login timeout"
@@ -185,7 +191,7 @@ func (s *session) readLine(limit int) (string, error) {
 			discarded += len(line) + len(frag)
 			line = line[:0]
 			if discarded > maxDiscard {
-				return "", fmt.Errorf("overlong line: %w", io.ErrUnexpectedEOF)
+				return "", errLineFlood
 			}
 		}
 		if err == bufio.ErrBufferFull {
@@ -210,6 +216,10 @@ func (s *session) reply(line string) {
 
 func (s *session) ok(msg string) {
 	s.bad = 0
+	if msg == "" {
+		s.reply("+OK")
+		return
+	}
 	s.reply("+OK " + msg)
 }
 
@@ -351,7 +361,10 @@ func (s *session) capa() {
 	s.reply("RESP-CODES")
 	s.reply("AUTH-RESP-CODE")
 	s.reply("PIPELINING")
-	if s.state == stateAuthorization && s.srv.TLSConfig != nil && !s.tls {
+	// SPEC §5: STLS whenever TLS is configured and not active. RFC 2449 §5
+	// asks that AUTHORIZATION-state capabilities be announced in both
+	// states (STLS itself is still refused after login, RFC 2595 §4).
+	if s.srv.TLSConfig != nil && !s.tls {
 		s.reply("STLS")
 	}
 	if s.plaintextAllowed() {

@@ -156,6 +156,11 @@ func TestTopWriter(t *testing.T) {
 		{msg, 100, "H: 1\r\nH: 2\r\n\r\nb1\r\nb2\r\n..b3\r\n.\r\n"},
 		{"H: 1\r\n\r\nb1\r\nb2\r\n", 1, "H: 1\r\n\r\nb1\r\n.\r\n"},
 		{"H: only header", 0, "H: only header\r\n.\r\n"},
+		// No blank line: the whole message is header (RFC 5322 §3.5), so
+		// TOP sends all of it whatever n is.
+		{"H: 1\nH: 2\n.H3\n", 0, "H: 1\r\nH: 2\r\n..H3\r\n.\r\n"},
+		{"H: 1\nH: 2\nH: 3", 1, "H: 1\r\nH: 2\r\nH: 3\r\n.\r\n"},
+		{"H: 1\r\nH: 2\r", 5, "H: 1\r\nH: 2\r\n.\r\n"},
 		{"\nbody\n", 0, "\r\n.\r\n"},
 		{"H\r\rb1\rb2", 1, "H\r\n\r\nb1\r\n.\r\n"},
 	}
