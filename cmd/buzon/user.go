@@ -93,8 +93,17 @@ func newUserCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if md, err := env.mail.Maildir(name); err == nil && md.Locked() {
-				return fmt.Errorf("user del %s: a POP3 session holds the maildrop; try again later", name)
+			// Hold the maildrop lock from the check to the archive, so a
+			// POP3 session cannot open the maildrop in between.
+			if md, err := env.mail.Maildir(name); err == nil {
+				lk, err := md.Lock()
+				if errors.Is(err, maildir.ErrLocked) {
+					return fmt.Errorf("user del %s: a POP3 session holds the maildrop; try again later", name)
+				}
+				if err != nil {
+					return fmt.Errorf("user del %s: %w", name, err)
+				}
+				defer func() { _ = lk.Release() }()
 			}
 			if err := env.store.Delete(name); err != nil {
 				return fmt.Errorf("user del %s: %w", name, err)
