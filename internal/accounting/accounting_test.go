@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -85,10 +86,12 @@ func serve(t *testing.T, a *Accountant, proto Proto, cert *testcert.Cert, maxLiv
 		t.Fatal(err)
 	}
 	opts := ListenerOptions{Proto: proto, Refuse: refuse, MaxLive: maxLive}
-	var ln net.Listener = a.Listener(raw, opts)
 	if cert != nil {
 		opts.TLS = cert.Server
-		ln = tls.NewListener(a.Listener(raw, opts), cert.Server)
+	}
+	ln := a.Listener(raw, opts)
+	if cert != nil {
+		ln = tls.NewListener(ln, cert.Server)
 	}
 	s := &server{ln: ln, addr: raw.Addr().String(), conns: make(map[net.Conn]struct{})}
 	s.wg.Add(1)
@@ -696,4 +699,77 @@ func FuzzLoadCounters(f *testing.F) {
 			t.Fatalf("round trip: %+v != %+v", before, after)
 		}
 	})
+}
+
+// TestRefusalFloodIsBounded floods a paused implicit-TLS listener with
+// clients that never start the handshake. At most maxRefusing of them hold a
+// refusal goroutine; the rest are closed at once, the counts stay exact, and
+// closing the listener ends every refusal.
+func TestRefusalFloodIsBounded(t *testing.T) {
+	cert := testcert.New(t)
+	a, lim := newAccountant(t, 10, 10)
+	lim.gate.Pause(time.Hour)
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := a.Listener(raw, ListenerOptions{Proto: POP3, Refuse: refuse, TLS: cert.Server})
+	acceptDone := make(chan error, 1)
+	go func() {
+		_, err := l.Accept() // never returns a connection: all are refused
+		acceptDone <- err
+	}()
+	const extra = 24
+	n := maxRefusing + extra
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := net.Dial("tcp", raw.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	eventually(t, "all refused", func() bool { return a.Snapshot().Rejected == int64(n) })
+	lm := l.(*listener)
+	lm.mu.Lock()
+	pending := len(lm.refusing)
+	lm.mu.Unlock()
+	if pending > maxRefusing {
+		t.Fatalf("%d refusals in progress, bound %d", pending, maxRefusing)
+	}
+	// The clients beyond the bound were closed without waiting for them.
+	var closed atomic.Int64
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() {
+			c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				closed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if got := int(closed.Load()); got < n-maxRefusing {
+		t.Fatalf("%d of %d flooding clients closed, want at least %d", got, n, n-maxRefusing)
+	}
+	if st := a.Snapshot(); st.Live != 0 || st.POP3Historic != int64(n) || st.POP3Live != 0 {
+		t.Fatalf("%+v", st)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-acceptDone; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept after Close: %v", err)
+	}
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("client %d still open after Close: %v", i, err)
+		}
+	}
 }
