@@ -443,14 +443,25 @@ func TestE2EAccounts(t *testing.T) {
 			t.Fatalf("%q: %+v", step.cmd, r)
 		}
 	}
+	// MAX_USERS is a run-time value: kept in state.json across a restart.
+	if _, err := os.Stat(filepath.Join(s.DataDir, "state.json")); err != nil {
+		t.Fatalf("state.json: %v", err)
+	}
+	s.Restart(t)
+	m = mgmtLogin(t, s)
+	if got := figure(t, m, "STATUS", "MAX USERS"); got != 2 {
+		t.Fatalf("MAX USERS %d after restart", got)
+	}
 }
 
 func TestE2ESessionLimit(t *testing.T) {
 	s := testserver.Start(t, testserver.Options{})
 	m := mgmtLogin(t, s)
+	var open []*lineConn
 	for range 15 {
 		c := dialLine(t, s.MGMT)
 		c.expectPrefix(c.read(), "+OK buzon MGMT")
+		open = append(open, c)
 	}
 	extra := dialLine(t, s.MGMT)
 	extra.expectPrefix(extra.read(), "-ERR TOO MANY SESSIONS")
@@ -461,6 +472,11 @@ func TestE2ESessionLimit(t *testing.T) {
 	if got := figure(t, m, "LIVE_CONNEC", "LIVE CONNECTIONS"); got != 0 {
 		t.Fatalf("LIVE CONNECTIONS %d", got)
 	}
+	// A freed slot takes the next session.
+	open[0].c.Close()
+	waitFigure(t, m, "STATUS", "MGMT LIVE CONNECTIONS", 15)
+	again := dialLine(t, s.MGMT)
+	again.expectPrefix(again.read(), "+OK buzon MGMT")
 }
 
 // TRANSFORM needs transform.command, which SIGHUP may add; the switch is a
@@ -489,4 +505,42 @@ func TestE2ETransformReload(t *testing.T) {
 	if r := do(t, m, "TRANSFORM"); !r.OK || r.Lines[0] != "TRANSFORMATIONS: ON" {
 		t.Fatalf("TRANSFORM after restart: %+v", r)
 	}
+}
+
+// retrText reads message n whole.
+func (l *lineConn) retrText(n int) string {
+	l.t.Helper()
+	l.expectPrefix(l.cmd(fmt.Sprintf("RETR %d", n)), "+OK")
+	var b strings.Builder
+	for {
+		s := l.read()
+		if s == "." {
+			return b.String()
+		}
+		b.WriteString(s + "\n")
+	}
+}
+
+// TRANSFORM is a real switch: the SMTP side pipes the next message through
+// transform.command only while it is ON.
+func TestE2ETransformSwitch(t *testing.T) {
+	s := testserver.Start(t, testserver.Options{YAML: "transform:\n  command: [/usr/bin/tr, a-z, A-Z]\n"})
+	s.AddUser(t, "alice", "alicepw")
+	m := mgmtLogin(t, s)
+	sendMail(t, s.SMTP, "alice@example.test", "first body")
+	if r := do(t, m, "TRANSFORM", "ON"); !r.OK || r.Lines[0] != "TRANSFORMATIONS: ON" {
+		t.Fatalf("TRANSFORM ON: %+v", r)
+	}
+	sendMail(t, s.SMTP, "alice@example.test", "second body")
+	if r := do(t, m, "TRANSFORM", "OFF"); !r.OK || r.Lines[0] != "TRANSFORMATIONS: OFF" {
+		t.Fatalf("TRANSFORM OFF: %+v", r)
+	}
+	sendMail(t, s.SMTP, "alice@example.test", "third body")
+	p := pop3Login(t, s.POP3, "alice", "alicepw")
+	for i, want := range []string{"first body", "SECOND BODY", "third body"} {
+		if got := p.retrText(i + 1); !strings.Contains(got, want) {
+			t.Errorf("message %d lacks %q:\n%s", i+1, want, got)
+		}
+	}
+	p.cmd("QUIT")
 }
