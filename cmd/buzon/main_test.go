@@ -483,3 +483,34 @@ func TestUserDelRefusals(t *testing.T) {
 		t.Errorf("del after release: %q", stderr)
 	}
 }
+
+func TestUserAddHostileInput(t *testing.T) {
+	t.Chdir(t.TempDir())
+	data := filepath.Join(t.TempDir(), "data")
+	cfg := writeConfig(t, "data_dir: "+data+"\n")
+	tests := []struct{ name, user, stdin string }{
+		{"password with NUL", "bob", "a\x00b\n"},
+		{"password over 72 bytes", "bob", strings.Repeat("x", 73) + "\n"},
+		{"line with no end, over the read limit", "bob", strings.Repeat("y", 1<<20)},
+		{"password invalid UTF-8", "bob", "pw\xff\n"},
+		{"name with NUL", "bo\x00b", "pw\n"},
+		{"name invalid UTF-8", "b\xffb", "pw\n"},
+		{"name traversal", "../../x", "pw\n"},
+		{"name overlong", strings.Repeat("a", 65), "pw\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCmd(t, tt.stdin, "user", "add", tt.user, "--password-stdin", "--config", cfg)
+			if code == 0 || stderr == "" {
+				t.Fatalf("accepted: %d %q", code, stderr)
+			}
+		})
+	}
+	if _, out, _ := runCmd(t, "", "user", "list", "--config", cfg); strings.TrimSpace(out) != "" {
+		t.Fatalf("accounts created: %q", out)
+	}
+	entries, _ := os.ReadDir(filepath.Join(data, "mail"))
+	if len(entries) != 0 {
+		t.Fatalf("maildirs created: %v", entries)
+	}
+}
