@@ -36,6 +36,22 @@ func isASCII(s string) bool {
 	return true
 }
 
+// maxPath is RFC 5321 §4.5.3.1.3's limit on a reverse- or forward-path,
+// angle brackets included.
+const maxPath = 256
+
+// pathTooLong reports whether addr, once enclosed in <>, exceeds maxPath.
+func pathTooLong(addr string) bool { return len(addr)+2 > maxPath }
+
+// logAddr shortens an address the client sent before it is logged, so that
+// a hostile client cannot fill the log with one 64 KiB line.
+func logAddr(addr string) string {
+	if len(addr) <= maxPath {
+		return addr
+	}
+	return strings.ToValidUTF8(addr[:maxPath], "") + "..."
+}
+
 // validAddressText rejects what can never be a mailbox we would write into
 // a header: invalid UTF-8, control characters (NUL, CR, LF, ...).
 func validAddressText(s string) bool {

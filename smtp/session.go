@@ -33,6 +33,9 @@ var (
 	errNoSuchUser    = smtpErr(550, 5, 1, 1, "No such user here")
 	errBadSender     = smtpErr(553, 5, 1, 7, "Bad sender address syntax")
 	errBadRcpt       = smtpErr(553, 5, 1, 3, "Bad recipient address syntax")
+	// RFC 5321 §4.5.3.1.10: "501 Path too long".
+	errSenderTooLong = smtpErr(501, 5, 1, 7, "Path too long")
+	errRcptTooLong   = smtpErr(501, 5, 1, 3, "Path too long")
 	errNeedUTF8      = smtpErr(553, 5, 6, 7, "Non-ASCII address requires SMTPUTF8")
 	errSenderLocal   = smtpErr(550, 5, 7, 1, "Sender address in a local domain requires authentication")
 	errNotOwner      = smtpErr(553, 5, 7, 1, "Sender address not owned by the authenticated user")
@@ -199,6 +202,9 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	if ss.mode != MX && ss.authUser == "" {
 		return errAuthRequired // RFC 6409 §4.3 / RFC 4954 §6
 	}
+	if pathTooLong(from) {
+		return errSenderTooLong
+	}
 	if !validAddressText(from) {
 		return errBadSender
 	}
@@ -259,12 +265,15 @@ func (ss *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 		if errors.As(err, &se) {
 			code = se.Code
 		}
-		ss.s.log.Info("smtp recipient rejected", "ip", ss.ipString(), "from", ss.snapshot().from, "rcpt", to, "code", code)
+		ss.s.log.Info("smtp recipient rejected", "ip", ss.ipString(), "from", ss.snapshot().from, "rcpt", logAddr(to), "code", code)
 	}
 	return err
 }
 
 func (ss *session) rcpt(to string) error {
+	if pathTooLong(to) {
+		return errRcptTooLong
+	}
 	if !validAddressText(to) {
 		return errBadRcpt
 	}

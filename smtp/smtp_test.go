@@ -467,18 +467,19 @@ func TestHostileInput(t *testing.T) {
 	h := start(t, nil)
 	d := dial(t, h.mx)
 	d.cmd("EHLO c", "250 ")
-	d.cmd("MAIL FROM:<a\x00b@remote.test>", "5")
+	d.cmd("MAIL FROM:<a\x00b@remote.test>", "553 5.1.7")
 	d.cmd("MAIL FROM:<\xff\xfe@remote.test> SMTPUTF8", "553 ")
 	d.cmd("MAIL FROM:<caf\xc3\xa9@remote.test>", "553 5.6.7")
 	d.cmd("MAIL FROM:<x@remote.test>", "250 ")
-	d.cmd("RCPT TO:<ali\x00ce@example.org>", "5")
+	d.cmd("RCPT TO:<ali\x00ce@example.org>", "553 5.1.3")
 	d.cmd("NOOP", "250 ")
 
-	// A 10,000-octet command line within the limit gets a reply...
+	// A command line within smtp.max_line_length (2000 here) is answered;
+	// a 10,000-octet one closes the session with an error
+	// (TestLongCommandLines covers them under the default limit).
 	d.cmd("NOOP "+strings.Repeat("a", 1990), "250 ")
-	// ...one over it closes the session with an error.
 	d.send("MAIL FROM:<" + strings.Repeat("a", 10000) + "@remote.test>\r\n")
-	d.expect("500 ")
+	d.expect("500 5.4.0")
 	if !d.closed() {
 		t.Fatal("not closed after an overlong line")
 	}
@@ -511,6 +512,37 @@ func TestHostileInput(t *testing.T) {
 	}
 	if err := sendMail(h.mx, "x@remote.test", []string{"bob@example.org"}, strings.NewReader(simpleMsg)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLongCommandLines sends 10,000-octet command lines under the default
+// smtp.max_line_length (65536): each gets a clear answer, paths over RFC 5321
+// §4.5.3.1.3's 256 octets are refused, the log stays readable and the
+// session goes on.
+func TestLongCommandLines(t *testing.T) {
+	h := start(t, func(o *Options) { o.MaxLineLength = 65536 })
+	long := strings.Repeat("a", 10000)
+	d := dial(t, h.mx)
+	d.cmd("EHLO "+long, "250 ")
+	d.cmd("NOOP "+long, "250 ")
+	d.cmd("MAIL FROM:<"+long+"@remote.test>", "501 5.1.7 Path too long")
+	// 254 octets between the brackets is the longest path allowed.
+	max := strings.Repeat("s", 254-len("@remote.test")) + "@remote.test"
+	d.cmd("MAIL FROM:<"+max+">", "250 ")
+	d.cmd("RCPT TO:<"+long+"@example.org>", "501 5.1.3 Path too long")
+	d.cmd("RCPT TO:<alice+"+long+"@example.org>", "501 5.1.3 Path too long")
+	d.cmd("RCPT TO:<alice@example.org>", "250 ")
+	d.cmd("DATA", "354 ")
+	d.send(simpleMsg + ".\r\n")
+	d.expect("250 ")
+	m := h.messages(t, "alice")
+	if len(m) != 1 || !strings.Contains(m[0], "Received: from "+strings.Repeat("a", 255)+" ([127.0.0.1])") {
+		t.Fatalf("EHLO name not cut to 255 octets in the Received header: %q", m)
+	}
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if len(line) > 1000 {
+			t.Fatalf("log line of %d octets: %.200s...", len(line), line)
+		}
 	}
 }
 
