@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Point names a step of Write, for tests that stop a writer there.
@@ -116,6 +117,40 @@ func Remove(path string) error {
 		return err
 	}
 	return SyncDir(filepath.Dir(path))
+}
+
+// MkdirAll is os.MkdirAll whose creations are durable: the parent of each
+// directory it creates is fsynced, so that after a crash a directory holding
+// data written later (a Maildir moved into it, a store file) still has its
+// entry. Existing directories are left as they are.
+func MkdirAll(path string, perm fs.FileMode) error {
+	path = filepath.Clean(path)
+	fi, err := os.Stat(path)
+	if err == nil {
+		if !fi.IsDir() {
+			return &fs.PathError{Op: "mkdir", Path: path, Err: syscall.ENOTDIR}
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(path)
+	if parent != path {
+		if err := MkdirAll(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(path, perm); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			// Made meanwhile by someone else, who makes it durable.
+			if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
+				return nil
+			}
+		}
+		return err
+	}
+	return SyncDir(parent)
 }
 
 // SyncDir fsyncs the directory dir, making the entries created, renamed or

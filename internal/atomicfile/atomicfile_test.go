@@ -246,3 +246,32 @@ func TestCrashNeverTruncates(t *testing.T) {
 		t.Fatalf("RemoveTemps left %v", m)
 	}
 }
+
+func TestMkdirAll(t *testing.T) {
+	root := t.TempDir()
+	deep := filepath.Join(root, "a", "b", "c")
+	for range 2 { // the second call finds everything there
+		if err := MkdirAll(deep, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{filepath.Join(root, "a"), filepath.Join(root, "a", "b"), deep} {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+			t.Fatalf("%s: %v", d, fi.Mode())
+		}
+	}
+	file := filepath.Join(root, "file")
+	if err := WriteFile(file, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := MkdirAll(file, 0o700); err == nil {
+		t.Fatal("MkdirAll over a file succeeded")
+	}
+	if err := MkdirAll(filepath.Join(file, "sub"), 0o700); err == nil {
+		t.Fatal("MkdirAll below a file succeeded")
+	}
+}
