@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/buzon-mail/buzon/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -71,7 +72,7 @@ func New(root string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("maildir store: %w", err)
 	}
-	if err := os.MkdirAll(root, 0o700); err != nil {
+	if err := atomicfile.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("maildir store: %w", err)
 	}
 	host := opts.Hostname
@@ -180,7 +181,9 @@ func (s *Store) Archive(user, deletedRoot string) (string, error) {
 	if !s.Exists(user) {
 		return "", fmt.Errorf("archive %s: %w", user, ErrNoMaildir)
 	}
-	if err := os.MkdirAll(deletedRoot, 0o700); err != nil {
+	// deleted/ is made durably: the archive moved into it must not lose
+	// its parent's entry in a crash.
+	if err := atomicfile.MkdirAll(deletedRoot, 0o700); err != nil {
 		return "", fmt.Errorf("archive %s: %w", user, err)
 	}
 	dst := filepath.Join(deletedRoot, user+"."+strconv.FormatInt(time.Now().UnixNano(), 10))

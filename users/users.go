@@ -137,7 +137,7 @@ func Open(dataDir string, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+	if err := atomicfile.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("users: create data dir: %w", err)
 	}
 	if fi, err := os.Stat(dataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
