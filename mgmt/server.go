@@ -35,11 +35,6 @@ const MaxSessions = 16
 // maxBadLines consecutive bad lines close the session (SPEC §7).
 const maxBadLines = 10
 
-// maxDiscard bounds how much of one overlong line is read and thrown away
-// before the session is closed: a client streaming an endless line is not
-// a client worth serving.
-const maxDiscard = 64 << 10
-
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("mgmt: server closed")
 
@@ -325,17 +320,14 @@ func (ss *session) readLine() (line string, tooLong bool, err error) {
 	if !errors.Is(err, bufio.ErrBufferFull) {
 		return "", false, err // EOF within a line: the client is gone
 	}
-	discarded := len(b)
+	// Whatever its length, the line is thrown away in buffer-sized pieces
+	// (no memory grows); the login time or the idle time still bounds how
+	// long a client may keep streaming it.
 	for errors.Is(err, bufio.ErrBufferFull) {
-		if discarded > maxDiscard {
-			ss.log.Warn("mgmt: overlong line never ends, closing")
-			return "", false, errEndSession
-		}
 		if !ss.srv.armRead(ss.conn, ss.deadline()) {
 			return "", false, errEndSession
 		}
-		b, err = ss.br.ReadSlice('\n')
-		discarded += len(b)
+		_, err = ss.br.ReadSlice('\n')
 	}
 	if err != nil {
 		return "", false, err
@@ -804,10 +796,9 @@ func isTimeout(err error) bool {
 
 func (ss *session) addUser(name, password string) (end bool) {
 	cfg := ss.srv.cfg
-	if n, err := cfg.Users.Count(); err == nil && n >= cfg.Runtime.MaxUsers() {
-		ss.fail(reasonMaxUsersReached)
-		return false
-	}
+	// The store checks the name, the password, existence and MAX_USERS
+	// (the run-time value) under its lock, so that two sessions adding at
+	// once cannot overshoot the limit.
 	err := cfg.Users.Add(name, password, false)
 	switch {
 	case err == nil:
