@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
+	"errors"
 	"log/slog"
 	"net"
 
@@ -43,11 +43,11 @@ type service struct {
 // (implicitTLS true), with TLS on top, and logs one line for the listener.
 func (d *deps) listen(addr string, opts accounting.ListenerOptions, implicitTLS bool) (net.Listener, error) {
 	if implicitTLS && d.tls == nil {
-		return nil, fmt.Errorf("listen %s: implicit TLS needs tls.cert_file and tls.key_file", addr)
+		return nil, errors.New("implicit TLS needs tls.cert_file and tls.key_file")
 	}
 	raw, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen %s %s: %w", opts.Proto, addr, err)
+		return nil, err // "listen tcp <addr>: ..."; the caller names the protocol
 	}
 	if implicitTLS {
 		// The accountant refuses over TLS, after the handshake (SPEC §4, §5).

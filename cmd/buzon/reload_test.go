@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -448,5 +449,26 @@ func TestResetRuntimeWhileRunning(t *testing.T) {
 	out, _ = s.Run("", "config", "print")
 	if strings.Contains(out, "runtime") {
 		t.Errorf("config print still shows run-time values:\n%s", out)
+	}
+}
+
+// TestServePortInUse: a listener that cannot bind stops the start with an
+// error naming the protocol and address, and exit status 1.
+func TestServePortInUse(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	bin := testserver.Binary(t)
+	cmd := exec.Command(bin, "serve", "--data-dir", filepath.Join(t.TempDir(), "data"),
+		"-s", "127.0.0.1:0", "-p", "127.0.0.1:0", "--pop3-listen", busy.Addr().String())
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v\n%s", err, out)
+	}
+	if want := "buzon: pop3 listen " + busy.Addr().String() + ": "; !strings.Contains(string(out), want) {
+		t.Errorf("no %q in:\n%s", want, out)
 	}
 }
