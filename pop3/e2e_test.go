@@ -4,15 +4,19 @@ import (
 	"bufio"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/smtp"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/testserver"
+	"github.com/buzon-mail/buzon/maildir"
 )
 
 // End-to-end tests against the real `buzon serve` binary: mail goes in
@@ -105,6 +109,42 @@ func TestE2E(t *testing.T) {
 	})
 	t.Run("curl", func(t *testing.T) { testCurl(t, srv) })
 	t.Run("poplib", func(t *testing.T) { testPoplib(t, srv) })
+	t.Run("in use across processes", func(t *testing.T) {
+		// This test process and the server are two processes sharing the
+		// maildrop lock in the Maildir (SPEC §5).
+		store, err := maildir.New(filepath.Join(srv.DataDir, "mail"), maildir.Options{Hostname: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		md, err := store.Maildir("alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lock, err := md.Lock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := popDial(t, srv.POP3)
+		c.cmd("USER alice")
+		if r := c.cmd("PASS alice-pw1"); r != "-ERR [IN-USE] Maildrop is locked by another session" {
+			t.Fatalf("PASS while another process holds the lock: %q", r)
+		}
+		lock.Release()
+		c.cmd("USER alice")
+		if r := c.cmd("PASS alice-pw1"); !strings.HasPrefix(r, "+OK") {
+			t.Fatalf("PASS after release: %q", r)
+		}
+		if _, err := md.Lock(); !errors.Is(err, maildir.ErrLocked) {
+			t.Fatalf("Lock while the server's session holds it: %v", err)
+		}
+		c2 := popDial(t, srv.POP3)
+		c2.cmd("USER alice")
+		if r := c2.cmd("PASS alice-pw1"); r != "-ERR [IN-USE] Maildrop is locked by another session" {
+			t.Fatalf("second session: %q", r)
+		}
+		c.cmd("QUIT")
+		waitFor(t, "lock released by QUIT", func() bool { return !md.Locked() })
+	})
 	t.Run("dele quit", func(t *testing.T) {
 		c := popDial(t, srv.POP3)
 		c.login("alice", "alice-pw1")
@@ -295,4 +335,41 @@ func TestE2ERefusal(t *testing.T) {
 		t.Fatalf("POP3S refusal %q", b)
 	}
 	first.cmd("QUIT")
+
+	// An MGMT pause refuses new POP3 sessions on both listeners; the
+	// TIMEOUT reply only comes when the pause ends.
+	m, err := net.DialTimeout("tcp", srv.MGMT, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	mr := bufio.NewReader(m)
+	fmt.Fprintf(m, "USER admin\r\nPASS %s\r\nTIMEOUT 30\r\n", srv.AdminPassword)
+	for range 3 { // greeting, +OK USER, +OK PASS
+		m.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if l, err := mr.ReadString('\n'); err != nil || !strings.HasPrefix(l, "+OK") {
+			t.Fatalf("mgmt: %q %v", l, err)
+		}
+	}
+	const paused = "-ERR [SYS/TEMP] Service paused, try again later\r\n"
+	waitFor(t, "the pause to refuse POP3", func() bool {
+		c, err := net.DialTimeout("tcp", srv.POP3, 5*time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		// Only the first line: an admitted session would wait for us.
+		l, _ := bufio.NewReader(c).ReadString('\n')
+		return l == paused
+	})
+	tc, err = tls.Dial("tcp", srv.POP3TLS, srv.Cert.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if b, _ = io.ReadAll(tc); string(b) != paused {
+		t.Fatalf("POP3S while paused %q", b)
+	}
 }
