@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"encoding/base64"
@@ -10,6 +11,7 @@ import (
 
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -276,17 +278,56 @@ func TestSubmissionPorts(t *testing.T) {
 	d.cmd("MAIL FROM:<postmaster@example.org>", "250 ")
 }
 
+// TestEHLOCapabilities checks the whole EHLO list of SPEC §4 in every kind
+// of connection: STARTTLS only when TLS is configured and not active, AUTH
+// only where plaintext auth is allowed.
 func TestEHLOCapabilities(t *testing.T) {
-	h := start(t, nil)
-	d := dial(t, h.mx)
-	ehlo := d.cmd("EHLO c", "250 ")
-	for _, c := range []string{"PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "CHUNKING", "SIZE 1048576", "LIMITS RCPTMAX=5", "SMTPUTF8", "STARTTLS", "AUTH PLAIN LOGIN"} {
-		if !strings.Contains(ehlo, c) {
-			t.Errorf("EHLO lacks %s: %q", c, ehlo)
-		}
+	common := []string{"PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "CHUNKING"}
+	tail := []string{"SMTPUTF8", "SIZE 1048576", "LIMITS RCPTMAX=5"}
+	list := func(mid ...string) []string {
+		return append(append(append([]string{}, common...), mid...), tail...)
 	}
-	d.cmd("VRFY alice", "252 ")
+	auth := "AUTH PLAIN LOGIN"
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Options)
+		dial   func(t *testing.T, h *harness) *dialog
+		want   []string
+	}{
+		{"trusted loopback", nil, mxDialog, list("STARTTLS", auth)},
+		{"remote", func(o *Options) { o.TrustLoopback = false }, mxDialog, list("STARTTLS")},
+		{"remote after STARTTLS", func(o *Options) { o.TrustLoopback = false }, func(t *testing.T, h *harness) *dialog {
+			d := dial(t, h.sub)
+			d.cmd("EHLO c", "250 ")
+			d.cmd("STARTTLS", "220 ")
+			tc := tls.Client(d.c, h.cert.Client)
+			return &dialog{t: t, c: tc, r: bufio.NewReader(tc)}
+		}, list(auth)},
+		{"remote with allow_insecure", func(o *Options) { o.TrustLoopback = false; o.AllowInsecure = true }, mxDialog, list("STARTTLS", auth)},
+		{"implicit TLS", func(o *Options) { o.TrustLoopback = false }, func(t *testing.T, h *harness) *dialog {
+			return dialTLS(t, h.tlsAddr, h.cert.Client)
+		}, list(auth)},
+		{"no TLS configured", func(o *Options) { o.TLS = nil }, mxDialog, list(auth)},
+		{"remote, no TLS configured", func(o *Options) { o.TLS = nil; o.TrustLoopback = false }, mxDialog, list()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, tc.mutate)
+			d := tc.dial(t, h)
+			lines := strings.Split(d.cmd("EHLO c", "250 "), "\n")
+			var got []string
+			for _, l := range lines[1:] {
+				got = append(got, l[4:])
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("EHLO advertises\n%q\nwant\n%q", got, tc.want)
+			}
+			d.cmd("VRFY alice", "252 ")
+			d.cmd("VRFY nobody", "252 ")
+		})
+	}
 }
+
+func mxDialog(t *testing.T, h *harness) *dialog { return dial(t, h.mx) }
 
 func TestSizeLimit(t *testing.T) {
 	h := start(t, func(o *Options) { o.MaxMessageBytes = 1000 })
@@ -650,7 +691,6 @@ func TestShutdownWithOpenSession(t *testing.T) {
 	}
 }
 
-var _ = tls.VersionTLS12
 
 func TestBDATAbandoned(t *testing.T) {
 	// Abandoning a chunked transfer with RSET and starting another one at
