@@ -248,9 +248,11 @@ func (s *Store) load() (*snapshot, error) {
 }
 
 // update applies fn to a fresh read of the store under both locks and, when
-// fn reports a change, writes the result atomically. after, if not nil, runs
-// still under the locks once the new store is durable.
-func (s *Store) update(fn func(d db) (changed bool, err error), after func()) error {
+// fn reports a change, writes the result atomically. A change that ends the
+// bootstrap admin's password (deleted, or given a new password) removes
+// data_dir/admin-password once the new store is durable, still under the
+// locks: the file would hold a password that no longer works.
+func (s *Store) update(fn func(d db) (changed bool, err error)) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	unlock, err := flock(s.dir)
@@ -265,6 +267,7 @@ func (s *Store) update(fn func(d db) (changed bool, err error), after func()) er
 	if err != nil {
 		return err
 	}
+	hadBootstrap := bootstrapped(sn.users)
 	changed, err := fn(sn.users)
 	if err != nil || !changed {
 		// fn did not modify the map, so this fresh read can be published.
@@ -287,10 +290,21 @@ func (s *Store) update(fn func(d db) (changed bool, err error), after func()) er
 	s.readMu.Lock()
 	s.install(&snapshot{users: sn.users, exists: true, sig: sigOf(fi), f: f})
 	s.readMu.Unlock()
-	if after != nil {
-		after()
+	if hadBootstrap && !bootstrapped(sn.users) {
+		s.removePasswordFile()
 	}
 	return nil
+}
+
+// bootstrapped reports whether d holds the admin created on first start
+// with the password still in data_dir/admin-password.
+func bootstrapped(d db) bool {
+	for _, r := range d {
+		if r.Bootstrap {
+			return true
+		}
+	}
+	return false
 }
 
 // acquire takes a slot for bcrypt work, giving up when ctx ends.
@@ -433,7 +447,7 @@ func (s *Store) Add(name, password string, admin bool) error {
 		}
 		d[n] = record{Name: n, Hash: hash, Admin: admin}
 		return true, nil
-	}, nil)
+	})
 	if err != nil {
 		return err
 	}
@@ -468,7 +482,6 @@ func (s *Store) Delete(name string) error {
 	if err != nil {
 		return ErrNotFound
 	}
-	var bootstrap bool
 	err = s.update(func(d db) (bool, error) {
 		r, ok := d[n]
 		if !ok {
@@ -477,13 +490,8 @@ func (s *Store) Delete(name string) error {
 		if r.Admin && admins(d) == 1 {
 			return false, fmt.Errorf("delete %s: %w", n, ErrLastAdmin)
 		}
-		bootstrap = r.Bootstrap
 		delete(d, n)
 		return true, nil
-	}, func() {
-		if bootstrap {
-			s.removePasswordFile()
-		}
 	})
 	if err != nil {
 		return err
@@ -511,21 +519,14 @@ func (s *Store) SetPassword(name, password string) error {
 	if err != nil {
 		return err
 	}
-	var bootstrap bool
 	err = s.update(func(d db) (bool, error) {
 		r, ok := d[n]
 		if !ok {
 			return false, fmt.Errorf("set password of %s: %w", n, ErrNotFound)
 		}
-		bootstrap = r.Bootstrap
 		r.Hash, r.Bootstrap = hash, false
 		d[n] = r
 		return true, nil
-	}, func() {
-		if bootstrap {
-			// The file now holds a password that no longer works.
-			s.removePasswordFile()
-		}
 	})
 	if err != nil {
 		return err
@@ -599,7 +600,7 @@ func (s *Store) EnsureAdmin(password string) (created bool, passwordFile string,
 		d[AdminName] = record{Name: AdminName, Hash: hash, Admin: true, Bootstrap: random}
 		created = true
 		return true, nil
-	}, nil)
+	})
 	if err != nil {
 		return false, "", fmt.Errorf("users: create admin: %w", err)
 	}
