@@ -90,40 +90,100 @@ func TestMultiRecipientAndAlias(t *testing.T) {
 	}
 }
 
-func TestRecipientRules(t *testing.T) {
-	h := start(t, nil)
-	d := dial(t, h.mx)
-	d.cmd("EHLO client.test", "250 ")
-	d.cmd("MAIL FROM:<x@remote.test>", "250 ")
-	d.cmd("RCPT TO:<nobody@example.org>", "550 5.1.1")
-	d.cmd("RCPT TO:<alice@elsewhere.test>", "550 5.7.1")
-	d.cmd("RCPT TO:<alice@example.org.evil.test>", "550 5.7.1")
-	d.cmd("RCPT TO:<../alice@example.org>", "550 5.1.1")
-	// Known go-smtp deviation (docs/smtp.md): RFC 5321 §4.5.1 asks that
-	// <Postmaster> without a domain be accepted; go-smtp's parser refuses it.
-	d.cmd("RCPT TO:<Postmaster>", "501 5.5.2")
-	d.cmd("RCPT TO:<ALICE@Example.Org>", "250 ")
-	for i := 0; i < 4; i++ {
-		d.cmd("RCPT TO:<bob@example.org>", "250 ")
-	}
-	d.cmd("RCPT TO:<bob@example.org>", "452 4.5.3")
-	d.cmd("QUIT", "221 ")
-	if !strings.Contains(h.logs.String(), `msg="smtp recipient rejected"`) {
-		t.Error("no rejected-recipient log line")
-	}
-}
-
-func TestRelayDeniedWithAuth(t *testing.T) {
-	h := start(t, nil)
-	d := dial(t, h.sub)
-	d.cmd("EHLO client.test", "250 ")
-	d.cmd("AUTH PLAIN "+b64("\x00alice\x00alicepw"), "235 ")
-	d.cmd("MAIL FROM:<alice@example.org>", "250 ")
-	d.cmd("RCPT TO:<someone@gmail.test>", "550 5.7.1")
-	d.cmd("RCPT TO:<bob@example.org>", "250 ")
-}
-
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// step is one command of a scripted dialog and the reply prefix it must
+// get.
+type step struct{ send, want string }
+
+// TestReplyCodes runs short dialogs for the reply codes of SPEC §4 that one
+// session shows best.
+func TestReplyCodes(t *testing.T) {
+	auth := step{"AUTH PLAIN " + b64("\x00alice\x00alicepw"), "235 "}
+	for _, tc := range []struct {
+		name   string
+		fake   bool // the fault-injecting store
+		mutate func(*Options)
+		setup  func(h *harness)
+		sub    bool // submission listener, else port 25
+		steps  []step
+		closed bool // the server must close the session after the last step
+		log    string
+	}{
+		{name: "recipients", steps: []step{
+			{"EHLO client.test", "250 "},
+			{"MAIL FROM:<x@remote.test>", "250 "},
+			{"RCPT TO:<nobody@example.org>", "550 5.1.1"},
+			{"RCPT TO:<alice@elsewhere.test>", "550 5.7.1 Relaying denied"},
+			{"RCPT TO:<alice@example.org.evil.test>", "550 5.7.1"},
+			{"RCPT TO:<../alice@example.org>", "550 5.1.1"},
+			{"RCPT TO:<postmaster@example.org/../x>", "550 5.7.1"},
+			// Known go-smtp deviation (docs/smtp.md): RFC 5321 §4.5.1 asks
+			// that <Postmaster> without a domain be accepted.
+			{"RCPT TO:<Postmaster>", "501 5.5.2"},
+			{"RCPT TO:<ALICE@Example.Org>", "250 "},
+			{"RCPT TO:<bob@example.org>", "250 "},
+			{"RCPT TO:<bob+x@example.org>", "250 "},
+			{"RCPT TO:<team@example.org>", "250 "},
+			{"RCPT TO:<postmaster@EXAMPLE.NET>", "250 "},
+			{"RCPT TO:<bob@example.org>", "452 4.5.3"},
+			{"QUIT", "221 "},
+		}, log: `msg="smtp recipient rejected" ip=127.0.0.1 from=x@remote.test rcpt=nobody@example.org code=550`},
+		{name: "relay denied after AUTH", sub: true, steps: []step{
+			{"EHLO client.test", "250 "}, auth,
+			{"MAIL FROM:<alice@example.org>", "250 "},
+			{"RCPT TO:<someone@gmail.test>", "550 5.7.1 Relaying denied"},
+			{"RCPT TO:<bob@example.org>", "250 "},
+		}},
+		{name: "AUTH in a transaction and twice", steps: []step{
+			{"EHLO c", "250 "},
+			{"MAIL FROM:<x@remote.test>", "250 "},
+			{"AUTH PLAIN " + b64("\x00alice\x00alicepw"), "503 5.5.1"},
+			{"RSET", "250 "}, auth,
+			{"AUTH PLAIN " + b64("\x00alice\x00alicepw"), "503 5.5.1"},
+		}},
+		{name: "remote client claiming a local sender", mutate: func(o *Options) { o.TrustLoopback = false }, steps: []step{
+			{"EHLO c", "250 "},
+			{"MAIL FROM:<alice@example.org>", "550 5.7.1"},
+			{"MAIL FROM:<bob+x@EXAMPLE.net>", "550 5.7.1"},
+			{"MAIL FROM:<x@remote.test>", "250 "},
+			{"RCPT TO:<alice@example.org>", "250 "},
+		}, log: `msg="smtp sender refused" ip=127.0.0.1 from=alice@example.org`},
+		{name: "disk below min_free_bytes", fake: true,
+			mutate: func(o *Options) { o.MinFreeBytes = 1 << 30 },
+			setup:  func(h *harness) { h.store.free = 1 << 20 },
+			steps:  []step{{"EHLO c", "250 "}, {"MAIL FROM:<x@remote.test>", "452 4.3.1"}},
+			log:    `msg="smtp low disk space, refusing mail"`},
+		{name: "AUTH failures close the session", setup: func(h *harness) { h.throttle.after = 3 }, steps: []step{
+			{"EHLO c", "250 "},
+			{"AUTH PLAIN " + b64("\x00alice\x00x"), "535 5.7.8"},
+			{"AUTH LOGIN " + b64("alice"), "334 "},
+			{b64("y"), "535 5.7.8"},
+			{"AUTH PLAIN " + b64("\x00alice\x00z"), "421 4.7.0"},
+		}, closed: true, log: `msg="smtp auth failed" ip=127.0.0.1 mech=LOGIN`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startStores(t, tc.fake, tc.mutate)
+			if tc.setup != nil {
+				tc.setup(h)
+			}
+			addr := h.mx
+			if tc.sub {
+				addr = h.sub
+			}
+			d := dial(t, addr)
+			for _, st := range tc.steps {
+				d.cmd(st.send, st.want)
+			}
+			if tc.closed && !d.closed() {
+				t.Fatal("session not closed")
+			}
+			if tc.log != "" {
+				waitFor(t, "log line "+tc.log, func() bool { return strings.Contains(h.logs.String(), tc.log) })
+			}
+		})
+	}
+}
 
 func TestAuthPlainAndLogin(t *testing.T) {
 	h := start(t, nil)
@@ -174,19 +234,6 @@ func TestAuthPlainAndLogin(t *testing.T) {
 	}
 }
 
-func TestAuthThrottleCloses(t *testing.T) {
-	h := start(t, nil)
-	h.throttle.after = 3
-	d := dial(t, h.mx)
-	d.cmd("EHLO c", "250 ")
-	d.cmd("AUTH PLAIN "+b64("\x00alice\x00x"), "535 5.7.8")
-	d.cmd("AUTH PLAIN "+b64("\x00alice\x00y"), "535 5.7.8")
-	d.cmd("AUTH PLAIN "+b64("\x00alice\x00z"), "421 4.7.0")
-	if !d.closed() {
-		t.Fatal("session not closed after 421")
-	}
-}
-
 func TestAuthRefusedForRemote(t *testing.T) {
 	h := start(t, func(o *Options) { o.TrustLoopback = false })
 	d := dial(t, h.sub)
@@ -228,15 +275,6 @@ func TestAuthRefusedForRemote(t *testing.T) {
 	d2 := dial(t, h2.sub)
 	d2.cmd("EHLO c", "250 ")
 	d2.cmd("AUTH PLAIN "+b64("\x00alice\x00alicepw"), "235 ")
-}
-
-func TestRemoteClaimingLocalSender(t *testing.T) {
-	h := start(t, func(o *Options) { o.TrustLoopback = false })
-	d := dial(t, h.mx)
-	d.cmd("EHLO c", "250 ")
-	d.cmd("MAIL FROM:<alice@example.org>", "550 5.7.1")
-	d.cmd("MAIL FROM:<x@remote.test>", "250 ")
-	d.cmd("RCPT TO:<alice@example.org>", "250 ")
 }
 
 func TestSubmissionPorts(t *testing.T) {
@@ -644,14 +682,6 @@ func TestStorageFailuresAreSMTPErrors(t *testing.T) {
 	}
 }
 
-func TestMinFreeBytes(t *testing.T) {
-	h := startFake(t, func(o *Options) { o.MinFreeBytes = 1 << 30 })
-	h.store.free = 1 << 20
-	d := dial(t, h.mx)
-	d.cmd("EHLO c", "250 ")
-	d.cmd("MAIL FROM:<x@remote.test>", "452 4.3.1")
-}
-
 func TestRefuse(t *testing.T) {
 	var b bytes.Buffer
 	Refuse("mx.test")(&b, accounting.LimitReached)
@@ -690,7 +720,6 @@ func TestShutdownWithOpenSession(t *testing.T) {
 		t.Fatal("still accepting")
 	}
 }
-
 
 func TestBDATAbandoned(t *testing.T) {
 	// Abandoning a chunked transfer with RSET and starting another one at
