@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/idle"
@@ -71,6 +72,7 @@ type session struct {
 	end                string // how the session ended, for the log
 
 	killOnce sync.Once
+	killed   atomic.Bool // cut off by Shutdown
 }
 
 func (srv *Server) newSession(c net.Conn) *session {
@@ -86,7 +88,10 @@ func (srv *Server) newSession(c net.Conn) *session {
 
 // kill cuts the session off (Shutdown after the grace period).
 func (s *session) kill() {
-	s.killOnce.Do(func() { s.raw.Close() })
+	s.killOnce.Do(func() {
+		s.killed.Store(true)
+		s.raw.Close()
+	})
 }
 
 func (s *session) serve(ctx context.Context) {
@@ -152,6 +157,8 @@ func (s *session) endFromError(err error) {
 	}
 	var ne net.Error
 	switch {
+	case s.killed.Load():
+		s.end = "server shutdown"
 	case errors.Is(err, errLineFlood):
 		s.fail("Line too long, closing connection")
 		_ = s.w.Flush()

@@ -1,10 +1,13 @@
 package pop3
 
 import (
+	"context"
 	"encoding/base64"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,5 +178,74 @@ func TestTopWithoutSeparator(t *testing.T) {
 	}
 	if r := c.cmd("NOOP"); r != "+OK" {
 		t.Fatalf("NOOP after TOP %q", r)
+	}
+}
+
+// syncBuffer is a log destination safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// One log line per session with user, messages retrieved and deleted,
+// bytes and how it ended; a failed login is logged without the password.
+func TestSessionLog(t *testing.T) {
+	var logs syncBuffer
+	st := newFakeStore()
+	d := st.add("alice", fixture...)
+	srv := newTestServer(st)
+	srv.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	addr := startServer(t, srv)
+
+	c := dial(t, addr)
+	c.cmd("USER alice")
+	c.cmd("PASS not-the-password")
+	c.login("alice", "secret")
+	c.cmd("RETR 1")
+	c.multi()
+	c.cmd("DELE 2")
+	c.cmd("QUIT")
+	waitFor(t, "session log", func() bool { return strings.Contains(logs.String(), "end=quit") })
+
+	c = dial(t, addr)
+	c.login("alice", "secret")
+	c.cmd("DELE 1")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no grace: cut the session off at once
+	if err := srv.Shutdown(ctx); err != context.Canceled {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	waitFor(t, "lock released", func() bool { return !d.isLocked() })
+
+	out := logs.String()
+	for _, want := range []string{
+		`msg="pop3 authentication failed" client=127.0.0.1 user=alice`,
+		`msg="pop3 session" remote=127.0.0.1:`,
+		`user=alice retrieved=1 deleted=1 bytes=46 `,
+		`end=quit`,
+		`user=alice retrieved=0 deleted=0 bytes=0 `,
+		`end="server shutdown (no deletion)"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "not-the-password") || strings.Contains(out, "secret") {
+		t.Errorf("password in the log:\n%s", out)
+	}
+	if n := len(d.ids()); n != len(fixture)-1 {
+		t.Errorf("%d messages left, want %d", n, len(fixture)-1)
 	}
 }
