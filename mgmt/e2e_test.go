@@ -166,7 +166,11 @@ func TestE2EFigures(t *testing.T) {
 	hist0 := figure(t, m, "HISTORIC_CONNEC", "HISTORIC CONNECTIONS")
 	sent0 := figure(t, m, "BYTES_TRANS", "BYTES SENT")
 	recv0 := figure(t, m, "BYTES_TRANS", "BYTES RECEIVED")
+	smtp0 := figure(t, m, "STATUS", "SMTP HISTORIC CONNECTIONS")
+	pop0 := figure(t, m, "STATUS", "POP3 HISTORIC CONNECTIONS")
 
+	// A second MGMT session: MGMT counts in none of the SMTP+POP3 figures.
+	mgmtLogin(t, s)
 	// One SMTP delivery, then three sessions open at once.
 	body := strings.Repeat("0123456789abcdef", 200)
 	sendMail(t, s.SMTP, "alice@example.test", body)
@@ -179,7 +183,7 @@ func TestE2EFigures(t *testing.T) {
 		t.Fatalf("LIVE CONNECTIONS %d with 3 sessions open", got)
 	}
 	st := do(t, m, "STATUS")
-	for key, want := range map[string]int64{"SMTP LIVE CONNECTIONS": 2, "POP3 LIVE CONNECTIONS": 1, "MGMT LIVE CONNECTIONS": 1, "MESSAGES ACCEPTED": 1, "MESSAGES DELIVERED": 1} {
+	for key, want := range map[string]int64{"SMTP LIVE CONNECTIONS": 2, "POP3 LIVE CONNECTIONS": 1, "MGMT LIVE CONNECTIONS": 2, "MESSAGES ACCEPTED": 1, "MESSAGES DELIVERED": 1} {
 		if got, _ := st.Int(key); got != want {
 			t.Errorf("STATUS %s = %d, want %d", key, got, want)
 		}
@@ -194,6 +198,13 @@ func TestE2EFigures(t *testing.T) {
 	waitFigure(t, m, "LIVE_CONNEC", "LIVE CONNECTIONS", 0)
 	if got := figure(t, m, "HISTORIC_CONNEC", "HISTORIC CONNECTIONS"); got != hist0+4 {
 		t.Fatalf("HISTORIC CONNECTIONS %d, want %d + 4", got, hist0)
+	}
+	st = do(t, m, "STATUS")
+	if got, _ := st.Int("SMTP HISTORIC CONNECTIONS"); got != smtp0+3 {
+		t.Errorf("SMTP HISTORIC CONNECTIONS %d, want %d + 3 (submission included)", got, smtp0)
+	}
+	if got, _ := st.Int("POP3 HISTORIC CONNECTIONS"); got != pop0+1 {
+		t.Errorf("POP3 HISTORIC CONNECTIONS %d, want %d + 1", got, pop0)
 	}
 	if got := figure(t, m, "BYTES_TRANS", "BYTES SENT"); got < sent0+int64(size) {
 		t.Fatalf("BYTES SENT grew by %d, less than the %d-octet message", got-sent0, size)
