@@ -17,6 +17,12 @@ import (
 // ErrProtocol: the server sent something that is not MGMT.
 var ErrProtocol = errors.New("mgmt client: protocol error")
 
+// maxLine bounds a line from the server, line end included. MGMT's lines
+// are short (a figure, a user name, a CAPA entry); a longer one means the
+// peer is not an MGMT server, and reading it whole would let it grow our
+// memory without end.
+const maxLine = 4096
+
 // Client is one MGMT session. Not safe for concurrent use.
 type Client struct {
 	conn net.Conn
@@ -104,7 +110,7 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 
 // NewClient wraps an open connection; call ReadGreeting next.
 func NewClient(conn net.Conn) *Client {
-	return &Client{conn: conn, br: bufio.NewReader(conn)}
+	return &Client{conn: conn, br: bufio.NewReaderSize(conn, maxLine)}
 }
 
 // ReadGreeting reads the server's first line.
@@ -142,12 +148,14 @@ func (c *Client) readLine() (string, error) {
 	if c.Timeout > 0 {
 		_ = c.conn.SetReadDeadline(time.Now().Add(c.Timeout))
 	}
-	line, err := c.br.ReadString('\n')
+	b, err := c.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		return "", fmt.Errorf("%w: line longer than %d octets", ErrProtocol, maxLine)
+	}
 	if err != nil {
 		return "", err
 	}
-	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
-	return line, nil
+	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), nil
 }
 
 func (c *Client) trace(line string) {
@@ -242,7 +250,7 @@ func (c *Client) StartTLS(cfg *tls.Config) error {
 	}
 	_ = tc.SetDeadline(time.Time{})
 	c.conn = tc
-	c.br = bufio.NewReader(tc)
+	c.br = bufio.NewReaderSize(tc, maxLine)
 	return nil
 }
 

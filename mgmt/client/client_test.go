@@ -94,3 +94,48 @@ func TestBadServer(t *testing.T) {
 		t.Fatal("line break in argument sent")
 	}
 }
+
+// A peer streaming an endless line is a protocol error, not a memory sink.
+func TestOverlongServerLine(t *testing.T) {
+	srv, cli := net.Pipe()
+	defer srv.Close()
+	defer cli.Close()
+	go io.WriteString(srv, "+OK "+strings.Repeat("x", 1<<20)+"\r\n")
+	c := NewClient(cli)
+	if err := c.ReadGreeting(); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("overlong greeting: %v", err)
+	}
+}
+
+// FuzzReadReply feeds arbitrary server output to the reply parser: it must
+// return a reply or an error, never panic, and a reply's lines never hold
+// a line break.
+func FuzzReadReply(f *testing.F) {
+	for _, s := range []string{
+		"+OK STATUS\r\nHISTORIC CONNECTIONS: 4\r\n.\r\n", "-ERR\r\n", "-ERR USER NOT FOUND\r\n",
+		"+OK USERS\r\nUSER COUNT: 1\r\n..hidden\r\n.\r\n", "+OK\r\n", "220 smtp\r\n", "+OK CAPA\n.\n",
+		"+OK X\r\nno end", "\x00\xff\r\n", "",
+	} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, data string, multi bool) {
+		srv, cli := net.Pipe()
+		defer cli.Close()
+		go func() { io.WriteString(srv, data); srv.Close() }()
+		c := NewClient(cli)
+		r, err := c.ReadReply(multi)
+		if err != nil {
+			return
+		}
+		for _, l := range append([]string{r.Status}, r.Lines...) {
+			if strings.ContainsAny(l, "\n") {
+				t.Fatalf("line break in %q", l)
+			}
+		}
+		if !r.OK && len(r.Lines) > 0 {
+			t.Fatalf("-ERR with data lines: %+v", r)
+		}
+		r.Fields()
+	})
+}
