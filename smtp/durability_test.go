@@ -182,3 +182,62 @@ func TestServeRefusals(t *testing.T) {
 		return strings.HasPrefix(l, "421 4.3.2 mx.buzon.test Service paused")
 	})
 }
+
+// TestServeConnectionFlood runs the real server, behind its connection
+// accounting (20 per address by default): 500 connections opened and
+// dropped — some at once, some mid-command, some mid-DATA — must all be
+// counted out again, and the server then answers and delivers normally.
+func TestServeConnectionFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	ts := testserver.Start(t, testserver.Options{})
+	ts.AddUser(t, "alice", "alicepw")
+	for i := 0; i < 500; i++ {
+		addr := ts.SMTP
+		if i%5 == 4 {
+			addr = ts.Submission
+		}
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch i % 3 {
+		case 1:
+			c.Write([]byte("EHLO x\r\nMAIL FROM:<"))
+		case 2:
+			c.Write([]byte("EHLO x\r\nMAIL FROM:<x@remote.test>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nSubject: cut\r\n\r\npart"))
+		}
+		c.Close()
+	}
+	// The server notices each drop on its own time; until it has, the
+	// per-address limit may still refuse with 421.
+	waitFor(t, "a normal delivery after the flood", func() bool {
+		return sendMail(ts.SMTP, "x@remote.test", []string{"alice@localhost"}, strings.NewReader(simpleMsg)) == nil
+	})
+	new, err := os.ReadDir(filepath.Join(ts.DataDir, "mail", "alice", "new"))
+	if err != nil || len(new) != 1 {
+		t.Fatalf("alice/new: %d files, %v (want only the message sent after the flood)", len(new), err)
+	}
+	tmp, _ := os.ReadDir(filepath.Join(ts.DataDir, "mail", "alice", "tmp"))
+	if len(tmp) != 0 {
+		t.Fatalf("%d files left in tmp/", len(tmp))
+	}
+	// All 20 per-address slots are free again (the delivery's own
+	// connection is counted out when the server closes it).
+	waitFor(t, "20 connections greeted at once", func() bool {
+		ok := 0
+		for i := 0; i < 20; i++ {
+			c, err := net.DialTimeout("tcp", ts.SMTP, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			if l, _ := bufio.NewReader(c).ReadString('\n'); strings.HasPrefix(l, "220 ") {
+				ok++
+			}
+		}
+		return ok == 20
+	})
+}
