@@ -410,7 +410,9 @@ func (ss *session) handle(line string) (end bool) {
 	if !ss.active {
 		return ss.authCommand(cmd.name, args)
 	}
-	// Never log arguments: they hold passwords (SPEC §6).
+	// Never log arguments (SPEC §6): they hold passwords, and names and
+	// values are no business of the log either. The admin is the session's
+	// canonical account name, which every line carries for the audit trail.
 	ss.log.Info("mgmt command", "user", ss.admin, "command", cmd.name)
 	if cmd.name != "QUIT" && !ss.stillAdmin() {
 		ss.fail(reasonAuthRequired)
@@ -751,7 +753,7 @@ func (ss *session) timeout(arg string) (end bool) {
 		ss.fail(reasonInvalidTimeout)
 		return false
 	}
-	ss.log.Info("mgmt: mail service paused", "user", ss.admin, "seconds", n)
+	ss.log.Info("mgmt: mail service paused", "user", ss.admin)
 	ended := ss.srv.cfg.Pause.Pause(time.Duration(n) * time.Second)
 	if ss.flush() != nil {
 		return true
@@ -828,7 +830,7 @@ func (ss *session) addUser(name, password string) (end bool) {
 		}
 		return ss.internal("ADD_USER", err)
 	}
-	ss.log.Info("mgmt: user added", "by", ss.admin, "name", u.Name)
+	ss.log.Info("mgmt: user added", "by", ss.admin)
 	ss.data("ADD_USER", "USER ADDED SUCCESSFULLY")
 	return false
 }
@@ -871,9 +873,9 @@ func (ss *session) deleteUser(name string) (end bool) {
 	}
 	if err := cfg.Mail.Archive(u.Name, cfg.DeletedDir); err != nil {
 		// The account is gone; its mail stays where it was for the operator.
-		ss.log.Error("mgmt: archive maildir", "name", u.Name, "err", err)
+		ss.log.Error("mgmt: archive maildir", "err", err)
 	}
-	ss.log.Info("mgmt: user deleted", "by", ss.admin, "name", u.Name)
+	ss.log.Info("mgmt: user deleted", "by", ss.admin)
 	ss.data("DELETE_USER", "USER DELETED SUCCESSFULLY")
 	return false
 }

@@ -557,15 +557,17 @@ func TestNoArgumentLogged(t *testing.T) {
 	r := dialRaw(t, h.Addr)
 	r.send("USER admin\r\nPASS WrongPw1\r\nPASS Extra1 Extra2\r\nUSER admin\r\nPASS secret\r\n")
 	r.expect("+OK USER", "-ERR", "-ERR", "+OK USER", "+OK PASS")
-	r.send("ADD_USER frank FrankPw2\r\nCHANGE_PASSWORD WrongPw3 x\r\nCHANGE_PASSWORD secret NewPw4\r\n" +
+	r.send("ADD_USER frank FrankPw2\r\nMAX_CONNEC 4242\r\nDELETE_USER frank\r\nCHANGE_PASSWORD WrongPw3 x\r\nCHANGE_PASSWORD secret NewPw4\r\n" +
 		"ADD_USER Only1Arg\r\nBOGUS Bogus5\r\nNOOP Noop6\r\nADD_USER x " + strings.Repeat("Long7", 120) + "\r\nQUIT\r\n")
-	r.expect("+OK ADD_USER", "USER ADDED SUCCESSFULLY", ".", "-ERR INVALID PASSWORD",
+	r.expect("+OK ADD_USER", "USER ADDED SUCCESSFULLY", ".",
+		"+OK MAX_CONNEC", "MAX CONNECTIONS CHANGED SUCCESSFULLY", ".",
+		"+OK DELETE_USER", "USER DELETED SUCCESSFULLY", ".", "-ERR INVALID PASSWORD",
 		"+OK CHANGE_PASSWORD", "PASSWORD CHANGED SUCCESSFULLY", ".",
 		"-ERR INVALID ARGUMENTS", "-ERR UNKNOWN COMMAND", "-ERR INVALID ARGUMENTS", "-ERR LINE TOO LONG", "+OK GOODBYE")
 	r.expectClosed()
 	waitFor(t, func() bool { return h.Srv.Sessions() == 0 })
 	log := logBuf.String()
-	for _, secret := range []string{"WrongPw1", "Extra1", "Extra2", "secret", "FrankPw2", "WrongPw3", "NewPw4", "Only1Arg", "Bogus5", "Noop6", "Long7"} {
+	for _, secret := range []string{"WrongPw1", "Extra1", "Extra2", "secret", "frank", "FrankPw2", "WrongPw3", "NewPw4", "Only1Arg", "Bogus5", "Noop6", "Long7", "4242"} {
 		if strings.Contains(log, secret) {
 			t.Errorf("log holds %q:\n%s", secret, log)
 		}
