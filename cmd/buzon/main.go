@@ -15,12 +15,14 @@ import (
 var version = "dev"
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(run(&globals{}, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// run executes the command tree and returns the exit status.
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	root := newRoot(args, stdin, stdout, stderr)
+// run executes the command tree and returns the exit status. g carries
+// settings the command line does not reach (tests lower the bcrypt cost).
+func run(g *globals, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	g.args = args
+	root := newRoot(g, stdin, stdout, stderr)
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(stderr, "buzon:", err)
@@ -33,10 +35,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 type globals struct {
 	configFile string
 	args       []string // the command line, for error messages
+	// bcryptCost is the cost of the hashes `buzon user` writes (0: the
+	// users package default).
+	bcryptCost int
 }
 
-func newRoot(args []string, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
-	g := &globals{args: args}
+func newRoot(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "buzon",
 		Short:         "buzon: SMTP, POP3 and management in one mail server",

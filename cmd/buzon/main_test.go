@@ -17,13 +17,18 @@ import (
 	"github.com/buzon-mail/buzon/internal/testcert"
 	"github.com/buzon-mail/buzon/internal/testserver"
 	"github.com/buzon-mail/buzon/maildir"
+	"golang.org/x/crypto/bcrypt"
 )
+
+// testGlobals: in-process commands hash passwords at the lowest bcrypt cost,
+// which keeps the race-detector runs fast.
+func testGlobals() *globals { return &globals{bcryptCost: bcrypt.MinCost} }
 
 // runCmd executes the command tree in-process.
 func runCmd(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = run(args, strings.NewReader(stdin), &out, &errb)
+	code = run(testGlobals(), args, strings.NewReader(stdin), &out, &errb)
 	return code, out.String(), errb.String()
 }
 

@@ -45,7 +45,7 @@ func TestUserAddPromptsWithoutEcho(t *testing.T) {
 	var out bytes.Buffer
 	errw := &lockedWriter{b: &bytes.Buffer{}}
 	done := make(chan int, 1)
-	go func() { done <- run([]string{"user", "add", "dave", "--config", cfg}, pts, &out, errw) }()
+	go func() { done <- run(testGlobals(), []string{"user", "add", "dave", "--config", cfg}, pts, &out, errw) }()
 
 	waitFor(t, "first prompt", 10*time.Second, func() bool { return strings.Contains(errw.String(), "Password: ") })
 	ptm.Write([]byte("Typed-Secret\n"))
@@ -87,7 +87,9 @@ func TestUserAddPromptMismatch(t *testing.T) {
 	cfg := writeConfig(t, "data_dir: "+filepath.Join(t.TempDir(), "data")+"\n")
 	errw := &lockedWriter{b: &bytes.Buffer{}}
 	done := make(chan int, 1)
-	go func() { done <- run([]string{"user", "add", "erin", "--config", cfg}, pts, &bytes.Buffer{}, errw) }()
+	go func() {
+		done <- run(testGlobals(), []string{"user", "add", "erin", "--config", cfg}, pts, &bytes.Buffer{}, errw)
+	}()
 	waitFor(t, "first prompt", 10*time.Second, func() bool { return strings.Contains(errw.String(), "Password: ") })
 	ptm.Write([]byte("one\n"))
 	waitFor(t, "second prompt", 10*time.Second, func() bool { return strings.Contains(errw.String(), "Again: ") })

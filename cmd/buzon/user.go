@@ -32,7 +32,7 @@ func openUserEnv(cmd *cobra.Command, g *globals) (*userEnv, error) {
 		return nil, fmt.Errorf("create data_dir: %w", err)
 	}
 	max := cfg.Limits.MaxUsers // includes the run-time value (state.json)
-	store, err := users.Open(cfg.DataDir, users.Options{MaxUsers: func() int { return max }})
+	store, err := users.Open(cfg.DataDir, users.Options{MaxUsers: func() int { return max }, BcryptCost: g.bcryptCost})
 	if err != nil {
 		return nil, fmt.Errorf("open user store: %w", err)
 	}
