@@ -11,6 +11,7 @@ import (
 
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -52,8 +53,11 @@ func TestPlainSendGoSMTPClient(t *testing.T) {
 	if h.counters.accepted.Load() != 1 || h.counters.delivered.Load() != 1 {
 		t.Errorf("counters %d/%d", h.counters.accepted.Load(), h.counters.delivered.Load())
 	}
-	if !strings.Contains(h.logs.String(), `msg="smtp message accepted"`) {
-		t.Errorf("no accepted log line")
+	// One line per accepted message: queue id, client, sender, recipients,
+	// size, transform on/off, delivery time.
+	logLine := regexp.MustCompile(`level=INFO msg="smtp message accepted" id=([A-Z2-7]{16}) ip=127\.0\.0\.1 from=sender@remote\.test rcpts=alice@example\.org size=22 transform=off delivery_time=[0-9.]+m?s\n`)
+	if sub := logLine.FindStringSubmatch(h.logs.String()); sub == nil || !strings.Contains(m, " id "+sub[1]+"\n") {
+		t.Errorf("no accepted log line naming the Received id:\n%s", h.logs.String())
 	}
 }
 
