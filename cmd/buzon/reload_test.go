@@ -182,7 +182,12 @@ func rewriteConfig(t *testing.T, s *testserver.Server, extra string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(s.ConfigFile, out, 0o600); err != nil {
+	// Replace the file whole, so that a reload never reads half of it.
+	tmp := s.ConfigFile + ".new"
+	if err := os.WriteFile(tmp, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, s.ConfigFile); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -470,5 +475,32 @@ func TestServePortInUse(t *testing.T) {
 	}
 	if want := "buzon: pop3 listen " + busy.Addr().String() + ": "; !strings.Contains(string(out), want) {
 		t.Errorf("no %q in:\n%s", want, out)
+	}
+}
+
+// TestServeReloadLog: log.file, log.format and log.level change on SIGHUP.
+func TestServeReloadLog(t *testing.T) {
+	s := testserver.Start(t, testserver.Options{})
+	logFile := filepath.Join(t.TempDir(), "buzon.log")
+	rewriteConfig(t, s, "log: {file: "+logFile+", format: json, level: warn}\n")
+	if err := s.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "first reload", 10*time.Second, func() bool {
+		_, err := os.Stat(logFile)
+		return err == nil
+	})
+	// At level warn the reload itself is not logged; a warning is.
+	rewriteConfig(t, s, "hostname: moved.test\n")
+	if err := s.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "JSON warning in the new log file", 10*time.Second, func() bool {
+		b, _ := os.ReadFile(logFile)
+		return strings.Contains(string(b), `"level":"WARN","msg":"reload: this change needs a restart, keeping the old value","key":"hostname"`)
+	})
+	b, _ := os.ReadFile(logFile)
+	if strings.Contains(string(b), `"level":"INFO"`) {
+		t.Errorf("info lines at level warn:\n%s", b)
 	}
 }
