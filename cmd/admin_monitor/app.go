@@ -440,11 +440,7 @@ func (a *app) printJSON(cmd string, r *client.Reply) error {
 		out.Lines = []string{}
 	}
 	for k, v := range fields {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			out.Fields[k] = n
-		} else {
-			out.Fields[k] = v
-		}
+		out.Fields[k] = jsonValue(k, v)
 	}
 	if !r.OK {
 		reason := r.Status
@@ -459,4 +455,19 @@ func (a *app) printJSON(cmd string, r *client.Reply) error {
 	enc := json.NewEncoder(a.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// jsonValue gives a figure as a JSON number (SPEC §8) and anything else as
+// a string. Only canonical decimals count as numbers, so that no text is
+// altered (a leading zero would be lost), and a password stays a string
+// even when it happens to be all digits.
+func jsonValue(key, v string) any {
+	if key == "NEW PASSWORD" {
+		return v
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || strconv.FormatInt(n, 10) != v {
+		return v
+	}
+	return n
 }

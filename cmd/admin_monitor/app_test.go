@@ -222,3 +222,23 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("untrusted: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+func TestJSONValue(t *testing.T) {
+	for _, tc := range []struct {
+		key, v string
+		want   any
+	}{
+		{"LIVE CONNECTIONS", "3", int64(3)},
+		{"BYTES SENT", "9223372036854775807", int64(9223372036854775807)},
+		{"BYTES SENT", "99999999999999999999", "99999999999999999999"}, // beyond int64: kept as text
+		{"TRANSFORMATIONS", "ON", "ON"},
+		{"X", "007", "007"},
+		{"X", "+5", "+5"},
+		{"X", "-0", "-0"},
+		{"NEW PASSWORD", "12345678", "12345678"},
+	} {
+		if got := jsonValue(tc.key, tc.v); got != tc.want {
+			t.Errorf("jsonValue(%q, %q) = %#v, want %#v", tc.key, tc.v, got, tc.want)
+		}
+	}
+}
