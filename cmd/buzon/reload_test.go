@@ -504,3 +504,21 @@ func TestServeReloadLog(t *testing.T) {
 		t.Errorf("info lines at level warn:\n%s", b)
 	}
 }
+
+// TestServeReloadTimeouts: limits.idle_timeout and limits.login_timeout
+// reach SMTP, POP3 and MGMT on SIGHUP.
+func TestServeReloadTimeouts(t *testing.T) {
+	s := testserver.Start(t, testserver.Options{})
+	rewriteConfig(t, s, "limits: {idle_timeout: 1s, login_timeout: 1s}\n")
+	reloadAndWait(t, s, 1)
+	c := smtpSession(t, s.SMTP)
+	p := dialLine(t, s.POP3)
+	p.line()
+	m := dialLine(t, s.MGMT)
+	m.line()
+	for name, conn := range map[string]*lineConn{"smtp idle": c, "pop3 login": p, "mgmt login": m} {
+		if !conn.closedByPeer(10 * time.Second) {
+			t.Errorf("%s: not closed within 10 s of a 1 s timeout", name)
+		}
+	}
+}
