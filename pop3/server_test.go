@@ -3,10 +3,12 @@ package pop3
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -167,4 +169,71 @@ func TestCAPAExact(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeCounter counts the writes made on the connections it accepts.
+type writeCounter struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l writeCounter) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, l.writes}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// PIPELINING (RFC 2449 §6.6): commands sent in one write are answered in
+// order, and the replies go out in a few large writes, not one per line.
+func TestPipeliningFlushesInBatches(t *testing.T) {
+	const n = 1000
+	msgs := make([]fakeMsg, n)
+	for i := range msgs {
+		msgs[i] = fakeMsg{fmt.Sprintf("17000%05d.M%dP1.host", i, i), "Subject: x\n\nbody\n"}
+	}
+	st := newFakeStore()
+	st.add("alice", msgs...)
+	srv := newTestServer(st)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var writes atomic.Int64
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(writeCounter{l, &writes}) }()
+	t.Cleanup(func() {
+		srv.Shutdown(context.Background())
+		<-errc
+	})
+	c := dial(t, l.Addr().String())
+	c.send("USER alice\r\nPASS secret\r\nSTAT\r\nLIST\r\nUIDL\r\nNOOP\r\nQUIT\r\n")
+	lines := 0
+	for {
+		l := c.line()
+		if l == "<EOF>" {
+			break
+		}
+		lines++
+	}
+	if want := 7 + 2*(n+1); lines != want {
+		t.Fatalf("%d reply lines, want %d", lines, want)
+	}
+	// Greeting, then the batch: a few 32 KiB buffers at most even if the
+	// commands arrive in several reads.
+	if w := writes.Load(); w > 12 {
+		t.Fatalf("%d writes for %d reply lines", w, lines)
+	}
+	t.Logf("%d reply lines in %d writes", lines, writes.Load())
 }
