@@ -415,6 +415,21 @@ func (d *dialog) cmd(line, prefix string) string {
 	return d.expect(prefix)
 }
 
+// transaction sends MAIL FROM:<mail> (mail may carry parameters after
+// the closing bracket), one RCPT TO:<rcpt> and the body (CRLF lines, without
+// the final dot) with DATA, and checks the reply to the end of data.
+func (d *dialog) transaction(mail, rcpt, body, want string) string {
+	d.t.Helper()
+	if !strings.Contains(mail, ">") {
+		mail += ">"
+	}
+	d.cmd("MAIL FROM:<"+mail, "250 ")
+	d.cmd("RCPT TO:<"+rcpt+">", "250 ")
+	d.cmd("DATA", "354 ")
+	d.send(body + ".\r\n")
+	return d.expect(want)
+}
+
 // closed reports whether the server closed the connection.
 func (d *dialog) closed() bool {
 	d.c.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -376,11 +376,7 @@ func TestSizeLimit(t *testing.T) {
 	d := dial(t, h.mx)
 	d.cmd("EHLO c", "250 ")
 	d.cmd("MAIL FROM:<x@remote.test> SIZE=5000", "552 5.3.4")
-	d.cmd("MAIL FROM:<x@remote.test>", "250 ")
-	d.cmd("RCPT TO:<alice@example.org>", "250 ")
-	d.cmd("DATA", "354 ")
-	d.send(strings.Repeat("0123456789abcdefghi\r\n", 100) + ".\r\n")
-	d.expect("552 5.3.4")
+	d.transaction("x@remote.test", "alice@example.org", strings.Repeat("0123456789abcdefghi\r\n", 100), "552 5.3.4")
 	d.cmd("NOOP", "250 ")
 	if n := len(h.messages(t, "alice")); n != 0 || h.tmpFiles(t) != 0 {
 		t.Fatalf("%d delivered, %d in tmp", n, h.tmpFiles(t))
@@ -506,12 +502,7 @@ func TestLongBodyLine(t *testing.T) {
 	h := start(t, func(o *Options) { o.MaxLineLength = 1000 })
 	d := dial(t, h.mx)
 	d.cmd("EHLO c", "250 ")
-	d.cmd("MAIL FROM:<x@remote.test>", "250 ")
-	d.cmd("RCPT TO:<alice@example.org>", "250 ")
-	d.cmd("DATA", "354 ")
-	d.send("Subject: long\r\n\r\n" + strings.Repeat("y", 3000) + "\r\n.\r\n")
-	r := d.expect("500 5.5.2 Line too long")
-	_ = r
+	d.transaction("x@remote.test", "alice@example.org", "Subject: long\r\n\r\n"+strings.Repeat("y", 3000)+"\r\n", "500 5.5.2 Line too long")
 	if n := len(h.messages(t, "alice")); n != 0 || h.tmpFiles(t) != 0 {
 		t.Fatalf("%d delivered, %d in tmp", n, h.tmpFiles(t))
 	}
@@ -521,17 +512,9 @@ func TestReceivedProtocols(t *testing.T) {
 	h := start(t, nil)
 	d := dial(t, h.mx)
 	d.cmd("HELO bad host(name)", "250 ")
-	d.cmd("MAIL FROM:<\"odd local\"@remote.test>", "250 ")
-	d.cmd("RCPT TO:<alice@example.org>", "250 ")
-	d.cmd("DATA", "354 ")
-	d.send("x\r\n.\r\n")
-	d.expect("250 ")
+	d.transaction("\"odd local\"@remote.test", "alice@example.org", "x\r\n", "250 ")
 	d.cmd("EHLO c", "250 ")
-	d.cmd("MAIL FROM:<jos\u00e9@remote.test> SMTPUTF8", "250 ")
-	d.cmd("RCPT TO:<alice@example.org>", "250 ")
-	d.cmd("DATA", "354 ")
-	d.send("y\r\n.\r\n")
-	d.expect("250 ")
+	d.transaction("jos\u00e9@remote.test> SMTPUTF8", "alice@example.org", "y\r\n", "250 ")
 	m := h.messages(t, "alice")
 	all := strings.Join(m, "")
 	for _, want := range []string{
@@ -667,11 +650,7 @@ func TestStorageFailuresAreSMTPErrors(t *testing.T) {
 			h.store.fail, h.store.err = tc.step, tc.err
 			d := dial(t, h.mx)
 			d.cmd("EHLO c", "250 ")
-			d.cmd("MAIL FROM:<x@remote.test>", "250 ")
-			d.cmd("RCPT TO:<alice@example.org>", "250 ")
-			d.cmd("DATA", "354 ")
-			d.send(simpleMsg + ".\r\n")
-			r := d.expect(tc.want)
+			r := d.transaction("x@remote.test", "alice@example.org", simpleMsg, tc.want)
 			if strings.Contains(r, "secret") || strings.Contains(r, "error") {
 				t.Fatalf("reply leaks detail: %q", r)
 			}

@@ -26,11 +26,7 @@ func sendOne(t *testing.T, addr, rcpt, body string) string {
 	t.Helper()
 	d := dial(t, addr)
 	d.cmd("EHLO c", "250 ")
-	d.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	d.cmd("RCPT TO:<"+rcpt+">", "250 ")
-	d.cmd("DATA", "354 ")
-	d.send(body + ".\r\n")
-	r := d.reply()
+	r := d.transaction("sender@remote.test", rcpt, body, "")
 	d.cmd("QUIT", "221 ")
 	return r
 }
@@ -148,17 +144,9 @@ func TestTransformSwitchAndRetry(t *testing.T) {
 	// message after it is not transformed.
 	d := dial(t, h.mx)
 	d.cmd("EHLO c", "250 ")
-	d.cmd("MAIL FROM:<s@remote.test>", "250 ")
-	d.cmd("RCPT TO:<alice@example.org>", "250 ")
-	d.cmd("DATA", "354 ")
-	d.send("first\r\n.\r\n")
-	d.expect("250 ")
+	d.transaction("s@remote.test", "alice@example.org", "first\r\n", "250 ")
 	h.transform.Store(false)
-	d.cmd("MAIL FROM:<s@remote.test>", "250 ")
-	d.cmd("RCPT TO:<alice@example.org>", "250 ")
-	d.cmd("DATA", "354 ")
-	d.send("second\r\n.\r\n")
-	d.expect("250 ")
+	d.transaction("s@remote.test", "alice@example.org", "second\r\n", "250 ")
 	m := strings.Join(h.messages(t, "alice"), "")
 	if !strings.Contains(m, "\nFIRST\n") || !strings.Contains(m, "\nsecond\n") {
 		t.Fatalf("switch not applied per message:\n%s", m)
