@@ -249,3 +249,50 @@ func TestSessionLog(t *testing.T) {
 		t.Errorf("%d messages left, want %d", n, len(fixture)-1)
 	}
 }
+
+// An idle timeout after DELE removes nothing and releases the lock
+// (SPEC §5); the session log says so.
+func TestIdleTimeoutAfterDele(t *testing.T) {
+	var logs syncBuffer
+	e := newEnv(t, testMessages, func(s *Server) {
+		s.IdleTimeout = 200 * time.Millisecond
+		s.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	c := dial(t, e.addr)
+	c.login("alice", "secret")
+	if r := c.cmd("DELE 1"); !strings.HasPrefix(r, "+OK") {
+		t.Fatalf("DELE %q", r)
+	}
+	if r := c.line(); r != "<EOF>" { // waits for the server to give up
+		t.Fatalf("got %q, want the connection closed", r)
+	}
+	e.waitUnlocked(t)
+	if n := e.count(t); n != len(testMessages) {
+		t.Fatalf("%d messages left, want %d", n, len(testMessages))
+	}
+	waitFor(t, "log line", func() bool { return strings.Contains(logs.String(), `end="idle timeout (no deletion)"`) })
+}
+
+// A message removed by another program after login: RETR and TOP answer
+// -ERR and the session goes on; DELE of it and QUIT still succeed.
+func TestMessageVanished(t *testing.T) {
+	st := newFakeStore()
+	d := st.add("alice", fixture...)
+	c := dial(t, startServer(t, newTestServer(st)))
+	c.login("alice", "secret")
+	st.mu.Lock()
+	d.msgs = d.msgs[1:] // message 1 goes away behind the session's back
+	st.mu.Unlock()
+	for _, cmd := range []string{"RETR 1", "TOP 1 0"} {
+		if r := c.cmd(cmd); r != "-ERR [SYS/TEMP] Message not available" {
+			t.Fatalf("%s: %q", cmd, r)
+		}
+	}
+	if r := c.cmd("LIST 2"); !strings.HasPrefix(r, "+OK 2 ") {
+		t.Fatalf("LIST 2 %q", r)
+	}
+	c.cmd("DELE 1")
+	if r := c.cmd("QUIT"); r != "+OK Bye, 1 messages deleted" {
+		t.Fatalf("QUIT %q", r)
+	}
+}
