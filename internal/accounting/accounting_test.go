@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -595,6 +596,28 @@ func TestAcceptAllocations(t *testing.T) {
 	})
 	if allocs > 1 {
 		t.Fatalf("%.1f allocations per admitted connection, want at most 1", allocs)
+	}
+	// No goroutine per connection: 100 admitted connections held open
+	// leave the goroutine count as it was.
+	a, _ = newAccountant(t, 1000, 1000)
+	l = a.Listener(fl, ListenerOptions{Proto: POP3, Refuse: refuse}).(*listener)
+	before := runtime.NumGoroutine()
+	conns := make([]net.Conn, 0, 100)
+	for i := range 100 {
+		c := l.accept(fakeConn(fmt.Sprintf("192.0.2.%d:1", i%10)))
+		if c == nil {
+			t.Fatalf("connection %d refused", i)
+		}
+		conns = append(conns, c)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Fatalf("%d goroutines with 100 connections open, %d before", after, before)
+	}
+	if st := a.Snapshot(); st.Live != 100 {
+		t.Fatalf("live %d", st.Live)
+	}
+	for _, c := range conns {
+		c.Close()
 	}
 }
 
