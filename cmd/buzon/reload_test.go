@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"net"
 	"os"
 	"os/exec"
@@ -520,5 +521,85 @@ func TestServeReloadTimeouts(t *testing.T) {
 		if !conn.closedByPeer(10 * time.Second) {
 			t.Errorf("%s: not closed within 10 s of a 1 s timeout", name)
 		}
+	}
+}
+
+// TestQuickStart is `make run` on a fresh checkout: the example config, data
+// under ./var, the first admin password in var/admin-password (0600, the
+// log says where, never what), directories 0700; the password logs in to
+// MGMT, and changing it removes the file.
+func TestQuickStart(t *testing.T) {
+	example, err := filepath.Abs("../../buzon.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(testserver.Binary(t), "serve", "--config", example,
+		"-s", "127.0.0.1:0", "-p", "127.0.0.1:0", "--pop3-listen", "127.0.0.1:0")
+	cmd.Dir = dir
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "BUZON_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	log := &lockedWriter{b: &bytes.Buffer{}}
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitFor(t, "start", 20*time.Second, func() bool { return strings.Contains(log.String(), "buzon started") })
+	if !strings.Contains(log.String(), `its password is in the file" file=var/admin-password`) {
+		t.Fatalf("the log does not say where the admin password is:\n%s", log.String())
+	}
+	for _, p := range []struct {
+		path string
+		mode os.FileMode
+	}{{"var", 0o700}, {"var/mail", 0o700}, {"var/mail/admin", 0o700}, {"var/admin-password", 0o600}, {"var/users.json", 0o600}} {
+		fi, err := os.Stat(filepath.Join(dir, p.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != p.mode {
+			t.Errorf("%s: mode %o, want %o", p.path, fi.Mode().Perm(), p.mode)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "var", "admin-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := strings.TrimSpace(string(raw))
+	if strings.Contains(log.String(), pw) {
+		t.Fatal("the admin password is in the log")
+	}
+	var mgmtAddr string
+	for _, l := range strings.Split(log.String(), "\n") {
+		if _, rest, ok := strings.Cut(l, "protocol=mgmt addr="); ok {
+			mgmtAddr, _, _ = strings.Cut(rest, " ")
+		}
+	}
+	login := func(pw, want string) {
+		t.Helper()
+		m := dialLine(t, mgmtAddr)
+		m.line()
+		m.cmd("USER admin", "+OK USER")
+		m.cmd("PASS "+pw, want)
+	}
+	login(pw, "+OK PASS")
+
+	user := exec.Command(testserver.Binary(t), "user", "passwd", "admin", "--password-stdin", "--config", example)
+	user.Dir, user.Env, user.Stdin = dir, cmd.Env, strings.NewReader("N3w-pass\n")
+	if out, err := user.CombinedOutput(); err != nil {
+		t.Fatalf("user passwd: %v %s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "var", "admin-password")); !os.IsNotExist(err) {
+		t.Errorf("admin-password not removed after the change: %v", err)
+	}
+	login("N3w-pass", "+OK PASS")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
 	}
 }
