@@ -212,9 +212,10 @@ func (d *Delivery) Abort() error {
 // flush and directory fsync at Close (imports and benchmarks). Add writes
 // each message to tmp/; Close flushes the file system (syncfs), renames
 // every file into new/ and fsyncs new/. Guarantee: after Close returns nil
-// every message is durable in new/; before that nothing of the batch is in
-// new/ (a crash leaves only tmp/ files, which CleanTmp removes). Not safe
-// for concurrent use.
+// every message is durable in new/; before Close nothing of the batch is in
+// new/ (a crash then leaves only tmp/ files, which CleanTmp removes), and a
+// crash during Close can only leave complete, already flushed files there.
+// Not safe for concurrent use.
 type Batch struct {
 	s       *Store
 	user    string
