@@ -350,18 +350,18 @@ type dialog struct {
 func dial(t *testing.T, addr string) *dialog {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	d := &dialog{t: t, c: c, r: bufio.NewReader(c)}
-	d.expect("220 ")
-	return d
+	return greeted(t, c, err)
 }
 
 func dialTLS(t *testing.T, addr string, cfg *tls.Config) *dialog {
 	t.Helper()
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	return greeted(t, c, err)
+}
+
+// greeted wraps a freshly dialled connection and reads the 220 greeting.
+func greeted(t *testing.T, c net.Conn, err error) *dialog {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
