@@ -307,12 +307,13 @@ func TestServeReloadReportsRestartKeys(t *testing.T) {
 	s := testserver.Start(t, testserver.Options{})
 	rewriteConfig(t, s, `
 hostname: other.test
+shutdown_grace: 1s
 smtp: {max_message_bytes: 1000}
 auth: {allow_insecure: true}
-transform: {max_concurrent: 2}
+transform: {max_concurrent: 2, enabled: true, command: [cat]}
 `)
 	reloadAndWait(t, s, 1)
-	for _, k := range []string{"hostname", "smtp.max_message_bytes", "auth.allow_insecure", "transform.max_concurrent"} {
+	for _, k := range []string{"hostname", "shutdown_grace", "smtp.max_message_bytes", "auth.allow_insecure", "transform.max_concurrent", "transform.enabled"} {
 		if !strings.Contains(s.Log(), "needs a restart, keeping the old value\" key="+k) {
 			t.Errorf("change of %s not reported as needing a restart:\n%s", k, s.Log())
 		}
@@ -331,6 +332,13 @@ transform: {max_concurrent: 2}
 	}
 	if !strings.Contains(size, "26214400") {
 		t.Errorf("SIZE changed without a restart: %q", size)
+	}
+	m := mgmtLogin(t, s)
+	if st := mgmtStatus(t, m); st["TRANSFORMATIONS"] != "OFF" {
+		t.Errorf("transform.enabled applied without a restart: TRANSFORMATIONS %q", st["TRANSFORMATIONS"])
+	}
+	if strings.Contains(s.Log(), "key=transform.command") {
+		t.Errorf("transform.command reported as needing a restart:\n%s", s.Log())
 	}
 }
 
