@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -101,7 +102,7 @@ func Load(opts Options) (*Config, *Meta, []string, error) {
 
 func findFile(opts Options) (string, []byte, error) {
 	if opts.File != "" {
-		data, err := os.ReadFile(opts.File)
+		data, err := readFile(opts.File)
 		if err != nil {
 			return "", nil, fmt.Errorf("config file: %w", err)
 		}
@@ -112,7 +113,7 @@ func findFile(opts Options) (string, []byte, error) {
 		paths = DefaultSearchPaths
 	}
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := readFile(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -122,6 +123,26 @@ func findFile(opts Options) (string, []byte, error) {
 		return p, data, nil
 	}
 	return "", nil, nil
+}
+
+// MaxFileSize bounds a configuration file: every key of a real one fits in a
+// few kilobytes, and the YAML parser holds the whole document in memory.
+const MaxFileSize = 1 << 20
+
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxFileSize)
+	}
+	return data, nil
 }
 
 func load(opts Options, path string, data []byte) (*Config, *Meta, []string, error) {

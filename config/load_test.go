@@ -102,6 +102,22 @@ func TestSearchPaths(t *testing.T) {
 	}
 }
 
+func TestFileTooLarge(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "big.yaml")
+	big := "# " + strings.Repeat("x", MaxFileSize) + "\n"
+	if err := os.WriteFile(p, []byte(big), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, err := Load(Options{File: p, NoRuntime: true})
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("err = %v", err)
+	}
+	// A directory given as the file is an error too, not a hang.
+	if _, _, _, err := Load(Options{File: t.TempDir(), NoRuntime: true}); err == nil {
+		t.Fatal("a directory was read as a config file")
+	}
+}
+
 func TestPrecedence(t *testing.T) {
 	file := `
 domains: [file.test]
