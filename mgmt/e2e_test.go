@@ -439,6 +439,7 @@ func TestE2EAccounts(t *testing.T) {
 	q.expectPrefix(q.read(), "+OK")
 	q.cmd("USER carol")
 	q.expectPrefix(q.cmd("PASS "+pw), "-ERR")
+	q.c.Close() // an open session would hold the restart below for its grace
 
 	// MAX_USERS bounds ADD_USER and cannot go below the accounts there are.
 	for _, step := range []struct {
