@@ -519,3 +519,23 @@ func TestUserAddHostileInput(t *testing.T) {
 		t.Fatalf("maildirs created: %v", entries)
 	}
 }
+
+// A corrupt state.json stops the start and config check, naming the file;
+// reset-runtime still works, and clears it.
+func TestResetRuntimeRepairsCorruptState(t *testing.T) {
+	t.Chdir(t.TempDir())
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "state.json"), []byte("{\"max_users\": \x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, "data_dir: "+data+"\n")
+	if code, _, stderr := runCmd(t, "", "config", "check", "--config", cfg); code == 0 || !strings.Contains(stderr, "state.json") {
+		t.Fatalf("check with a corrupt state.json: %d %q", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, "", "config", "reset-runtime", "--config", cfg); code != 0 {
+		t.Fatalf("reset-runtime: %s", stderr)
+	}
+	if code, _, stderr := runCmd(t, "", "config", "check", "--config", cfg); code != 0 {
+		t.Fatalf("check after reset: %s", stderr)
+	}
+}
