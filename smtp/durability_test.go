@@ -131,7 +131,23 @@ func TestServeRefusals(t *testing.T) {
 		t.Skip("short")
 	}
 	ts := testserver.Start(t, testserver.Options{TLS: true, YAML: "limits:\n  max_connections_per_ip: 1\n"})
-	first := dial(t, ts.SMTP)
+	// The server counts out the connections that probed its ports at start
+	// on its own time: until then the one slot may still be taken.
+	var first *dialog
+	waitFor(t, "the one connection allowed", func() bool {
+		c, err := net.DialTimeout("tcp", ts.SMTP, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &dialog{t: t, c: c, r: bufio.NewReader(c)}
+		if l := d.reply(); !strings.HasPrefix(l, "220 ") {
+			c.Close()
+			return false
+		}
+		t.Cleanup(func() { c.Close() })
+		first = d
+		return true
+	})
 	for _, addr := range []string{ts.SMTP, ts.Submission} {
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
