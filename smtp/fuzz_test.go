@@ -6,13 +6,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func FuzzAddressRendering(f *testing.F) {
 	for _, s := range []string{"alice@example.org", "\"odd local\"@x", "a\"b\\c@d", "", "@", "x@", "jos\u00e9@ex.test", "a\r\nb@c", "..@..", "user+tag@Example.ORG"} {
 		f.Add(s)
 	}
+	f.Add(strings.Repeat("\xff", 300) + "@x")
 	f.Fuzz(func(t *testing.T, s string) {
+		if l := logAddr(s); len(l) > maxPath+3 || (utf8.ValidString(s) && !utf8.ValidString(l)) {
+			t.Fatalf("logAddr(%q) = %q", s, l)
+		}
 		h := sanitizeHelo(s)
 		if h == "" || len(h) > 255 || strings.ContainsAny(h, " \r\n\t()<>;\x00") {
 			t.Fatalf("sanitizeHelo(%q) = %q", s, h)
@@ -44,6 +49,7 @@ func FuzzSession(f *testing.F) {
 		"EHLO x\r\nAUTH LOGIN\r\n*\r\nBDAT 5 LAST\r\nhello",
 		"HELO \x00\xff\r\nMAIL FROM:<\xff@x> SMTPUTF8\r\nRSET\r\n",
 		"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<alice@example.org>\r\nBDAT 3\r\nabcBDAT 0 LAST\r\n",
+		"EHLO x\r\nMAIL FROM:<" + strings.Repeat("a", 300) + "@b>\r\nRCPT TO:<alice+" + strings.Repeat("t", 300) + "@example.org>\r\n",
 	} {
 		f.Add([]byte(s))
 	}
