@@ -14,12 +14,13 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/accounting"
+	"github.com/buzon-mail/buzon/internal/pause"
 	"github.com/buzon-mail/buzon/mgmt"
 	"github.com/buzon-mail/buzon/users"
 )
 
 // In-process stand-ins for the server's dependencies, so dialogs can be
-// tested without the stores on disk.
+// tested without the stores on disk; the pause is the real pause.Gate.
 
 type account struct {
 	pw    string
@@ -239,63 +240,6 @@ func (f *Stats) Set(st accounting.Stats) {
 	f.St = st
 }
 
-// Pause behaves as pause.Gate documents it.
-type Pause struct {
-	mu    sync.Mutex
-	end   time.Time
-	ch    chan struct{}
-	timer *time.Timer
-}
-
-func (p *Pause) Pause(d time.Duration) <-chan struct{} {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	end := time.Now().Add(d)
-	if p.ch == nil {
-		p.ch = make(chan struct{})
-		p.end = end
-		p.timer = time.AfterFunc(d, p.fire)
-	} else if end.After(p.end) {
-		p.end = end
-	}
-	return p.ch
-}
-
-func (p *Pause) fire() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ch == nil {
-		return
-	}
-	if left := time.Until(p.end); left > 0 {
-		p.timer = time.AfterFunc(left, p.fire)
-		return
-	}
-	close(p.ch)
-	p.ch = nil
-}
-
-func (p *Pause) Resume() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ch == nil {
-		return false
-	}
-	p.timer.Stop()
-	close(p.ch)
-	p.ch = nil
-	return true
-}
-
-func (p *Pause) Remaining() time.Duration {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ch == nil {
-		return 0
-	}
-	return max(time.Until(p.end), 0)
-}
-
 // Runtime holds the run-time values in memory.
 type Runtime struct {
 	MaxUsersV, MaxConnsV atomic.Int64
@@ -332,7 +276,7 @@ type Server struct {
 	Users    *Users
 	Mail     *Mail
 	Stats    *Stats
-	Pause    *Pause
+	Pause    *pause.Gate // the real one
 	Runtime  *Runtime
 	Throttle *Throttle
 }
@@ -347,7 +291,7 @@ func Start(t testing.TB, mod func(*mgmt.Config)) *Server {
 		Users:    NewUsers(),
 		Mail:     NewMail(),
 		Stats:    &Stats{},
-		Pause:    &Pause{},
+		Pause:    pause.New(),
 		Runtime:  &Runtime{},
 		Throttle: &Throttle{},
 	}
