@@ -11,7 +11,10 @@ import (
 
 // AuthFunc checks credentials and returns the canonical user name (the
 // users store's Authenticate). It must do the same work for an unknown
-// user as for a wrong password, and fail the same way.
+// user as for a wrong password, and fail the same way: with an error
+// wrapping users.ErrAuthFailed. Any other error (the store could not be
+// read) is answered as a temporary failure and not counted as a failed
+// login.
 type AuthFunc func(ctx context.Context, name, password string) (user string, err error)
 
 // Mailboxes gives access to users' maildrops.

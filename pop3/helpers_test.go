@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/maildir"
+	"github.com/buzon-mail/buzon/users"
 )
 
 // fakeStore is an in-memory Mailboxes for dialog tests: messages per user
@@ -165,7 +167,7 @@ func fakeAuth(ctx context.Context, name, password string) (string, error) {
 	if p, ok := pw[n]; ok && p == password {
 		return n, nil
 	}
-	return "", errors.New("authentication failed")
+	return "", fmt.Errorf("check %s: %w", n, users.ErrAuthFailed)
 }
 
 type fakeThrottle struct {

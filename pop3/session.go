@@ -17,6 +17,7 @@ import (
 
 	"github.com/buzon-mail/buzon/internal/idle"
 	"github.com/buzon-mail/buzon/maildir"
+	"github.com/buzon-mail/buzon/users"
 )
 
 // Limits of SPEC §5.
@@ -520,8 +521,19 @@ func (s *session) authenticate(name, password string) error {
 		return errEndSession
 	}
 	user, err := s.srv.Authenticate(s.ctx, name, password)
-	if err != nil {
+	switch {
+	case errors.Is(err, users.ErrAuthFailed):
 		return s.authFailed(name)
+	case err != nil && s.ctx.Err() != nil:
+		// Shutdown cut the wait for a password-check slot short.
+		s.end = "server shutdown"
+		return errEndSession
+	case err != nil:
+		// Not the client's fault (an unreadable user store): a temporary
+		// failure, not counted as a failed login (RFC 3206 §4 SYS/TEMP).
+		s.srv.logger().Error("pop3 authentication backend", "err", err)
+		s.fail("[SYS/TEMP] Authentication temporarily unavailable, try again later")
+		return nil
 	}
 	if s.srv.Throttle != nil {
 		s.srv.Throttle.Success(s.remote)

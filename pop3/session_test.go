@@ -3,11 +3,13 @@ package pop3
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"io"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -295,4 +297,41 @@ func TestMessageVanished(t *testing.T) {
 	if r := c.cmd("QUIT"); r != "+OK Bye, 1 messages deleted" {
 		t.Fatalf("QUIT %q", r)
 	}
+}
+
+// A user store that cannot be read is a temporary failure, not a failed
+// login: -ERR [SYS/TEMP], nothing counted by the throttle, the session
+// goes on and can log in once the store is back.
+func TestAuthBackendError(t *testing.T) {
+	var broken atomic.Bool
+	broken.Store(true)
+	th := &fakeThrottle{closeAt: 1}
+	st := newFakeStore()
+	st.add("alice", fixture...)
+	srv := newTestServer(st)
+	srv.Throttle = th
+	srv.Authenticate = func(ctx context.Context, name, password string) (string, error) {
+		if broken.Load() {
+			return "", errors.New("users: read users.json: input/output error")
+		}
+		return fakeAuth(ctx, name, password)
+	}
+	c := dial(t, startServer(t, srv))
+	const want = "-ERR [SYS/TEMP] Authentication temporarily unavailable, try again later"
+	c.cmd("USER alice")
+	if r := c.cmd("PASS secret"); r != want {
+		t.Fatalf("PASS %q", r)
+	}
+	if r := c.cmd("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret"))); r != want {
+		t.Fatalf("AUTH %q", r)
+	}
+	th.mu.Lock()
+	n := th.failures
+	th.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d failures counted by the throttle", n)
+	}
+	broken.Store(false)
+	c.login("alice", "secret")
+	c.cmd("QUIT")
 }
