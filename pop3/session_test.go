@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -333,5 +335,36 @@ func TestAuthBackendError(t *testing.T) {
 	}
 	broken.Store(false)
 	c.login("alice", "secret")
+	c.cmd("QUIT")
+}
+
+// STAT, LIST and RETR's +OK take sizes from the file name (,W= as buzon
+// and Dovecot write it) without reading the body (SPEC §5); UIDL is the
+// unique name before ,S= and :2, wherever the file lies.
+func TestSizesFromNames(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	files := map[string]string{
+		"new/1700000000.M1P1.host,S=8,W=999":      "Subject\n",
+		"cur/1700000001.M2P2.host,S=8,W=777:2,S":  "Subject\n",
+		"cur/1700000002.M3P3.host,S=9,W=12345:2,": "Subject!\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(e.md.Dir(), name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := dial(t, e.addr)
+	c.login("alice", "secret")
+	if r := c.cmd("STAT"); r != "+OK 3 14121" {
+		t.Fatalf("STAT %q", r)
+	}
+	c.cmd("LIST")
+	if got := strings.Join(c.multi(), "|"); got != "1 999|2 777|3 12345" {
+		t.Fatalf("LIST %q", got)
+	}
+	c.cmd("UIDL")
+	if got := strings.Join(c.multi(), "|"); got != "1 1700000000.M1P1.host|2 1700000001.M2P2.host|3 1700000002.M3P3.host" {
+		t.Fatalf("UIDL %q", got)
+	}
 	c.cmd("QUIT")
 }
