@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"github.com/buzon-mail/buzon/mgmt"
 	"github.com/buzon-mail/buzon/mgmt/client"
 	"github.com/buzon-mail/buzon/mgmt/mgmttest"
+	"github.com/buzon-mail/buzon/users"
 )
 
 type harness = mgmttest.Server
@@ -674,4 +676,23 @@ func TestSlowClients(t *testing.T) {
 	r.login()
 	r.send("NOOP\r\n")
 	r.expect("+OK NOOP", ".")
+}
+
+// lastAdminStore answers every Delete as the store does when another
+// session has just made the account the last admin (a race no single
+// session can stage).
+type lastAdminStore struct{ mgmt.UserStore }
+
+func (lastAdminStore) Delete(string) error { return fmt.Errorf("delete: %w", users.ErrLastAdmin) }
+
+func TestDeleteLastAdminRace(t *testing.T) {
+	h := start(t, func(c *mgmt.Config) { c.Users = lastAdminStore{c.Users} })
+	h.Users.Add("admin2", "pw", true)
+	r := dialRaw(t, h.Addr)
+	r.login()
+	r.send("DELETE_USER admin2\r\n")
+	r.expect("-ERR ADMIN CANNOT BE DELETED")
+	if _, err := h.Users.Lookup("admin2"); err != nil {
+		t.Fatalf("admin2 gone: %v", err)
+	}
 }
