@@ -454,6 +454,11 @@ func TestResetRuntimeWhileRunning(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s.DataDir, "state.json")); !os.IsNotExist(err) {
 		t.Fatalf("state.json still there: %v", err)
 	}
+	// A SIGHUP does not drop the values the server holds, and says so.
+	reloadAndWait(t, s, 1)
+	if !strings.Contains(s.Log(), `keeps them until a restart" keys=limits.max_connections`) {
+		t.Errorf("no warning about the held run-time value:\n%s", s.Log())
+	}
 	s.Stop()
 	s.Restart(t)
 	m = mgmtLogin(t, s)
