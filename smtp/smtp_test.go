@@ -502,6 +502,11 @@ func TestReceivedProtocols(t *testing.T) {
 	d.transaction("\"odd local\"@remote.test", "alice@example.org", "x\r\n", "250 ")
 	d.cmd("EHLO c", "250 ")
 	d.transaction("jos\u00e9@remote.test> SMTPUTF8", "alice@example.org", "y\r\n", "250 ")
+	// The protocol name follows the session's first greeting (docs/smtp.md),
+	// so the null sender (RFC 5321 §4.5.5) comes on a session of its own.
+	d2 := dial(t, h.mx)
+	d2.cmd("EHLO c", "250 ")
+	d2.transaction("", "alice@example.org", "bounce\r\n", "250 ")
 	m := h.messages(t, "alice")
 	all := strings.Join(m, "")
 	for _, want := range []string{
@@ -509,6 +514,7 @@ func TestReceivedProtocols(t *testing.T) {
 		"Received: from bad ([127.0.0.1])\n\tby mx.test (buzon) with SMTP id",
 		"with UTF8SMTP id",
 		"Return-Path: <jos\u00e9@remote.test>",
+		"Return-Path: <>\nReceived: from c ([127.0.0.1])\n\tby mx.test (buzon) with ESMTP id ",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("missing %q in\n%s", want, all)
