@@ -226,6 +226,30 @@ func TestE2EFigures(t *testing.T) {
 	if got, _ := do(t, m, "STATUS").Int("MESSAGES ACCEPTED"); got != 1 {
 		t.Fatalf("MESSAGES ACCEPTED %d after restart", got)
 	}
+
+	// One transaction to two recipients: ACCEPTED counts the transaction,
+	// DELIVERED the copies. A DELE applied at QUIT counts in DELETED.
+	msg := "Subject: two\r\n\r\nfor both\r\n"
+	if err := smtp.SendMail(s.SMTP, nil, "sender@remote.test", []string{"alice@example.test", "admin@example.test"}, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	p = pop3Login(t, s.POP3, "alice", "alicepw")
+	p.expectPrefix(p.cmd("DELE 1"), "+OK")
+	p.expectPrefix(p.cmd("QUIT"), "+OK")
+	want := map[string]int64{"MESSAGES ACCEPTED": 2, "MESSAGES DELIVERED": 3, "MESSAGES DELETED": 1}
+	deadline := time.Now().Add(5 * time.Second)
+	for key, n := range want {
+		for {
+			got, _ := do(t, m, "STATUS").Int(key)
+			if got == n {
+				break
+			}
+			if time.Now().After(deadline) { // the QUIT's count may trail its +OK
+				t.Fatalf("STATUS %s = %d, want %d", key, got, n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 func TestE2EMaxConnec(t *testing.T) {
