@@ -627,6 +627,27 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
+// TestIdleSilentClients: a client that connects and sends nothing is cut
+// off after the idle timeout, on port 25 (421 4.4.2 after the greeting) and
+// in the middle of an implicit-TLS handshake.
+func TestIdleSilentClients(t *testing.T) {
+	h := start(t, func(o *Options) { o.IdleTimeout = 300 * time.Millisecond })
+	d := dial(t, h.mx)
+	d.expect("421 4.4.2")
+	if !d.closed() {
+		t.Fatal("silent client not closed")
+	}
+	c, err := netDial(h.tlsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("stalled TLS handshake not closed: %d bytes, %v", n, err)
+	}
+}
+
 func TestStorageFailuresAreSMTPErrors(t *testing.T) {
 	for _, tc := range []struct {
 		step string
