@@ -168,7 +168,7 @@ func regexpLine(out, key, value, src string) bool {
 
 func TestRemovedVRFYFlag(t *testing.T) {
 	t.Chdir(t.TempDir())
-	for _, args := range [][]string{{"serve", "-f"}, {"serve", "-f", "/etc/passwd"}, {"serve", "-f/tmp/x"}} {
+	for _, args := range [][]string{{"serve", "-f"}, {"serve", "-f", "/etc/passwd"}, {"serve", "-f/tmp/x"}, {"serve", "-f=x"}, {"serve", "-d", "a.test", "-f./x"}} {
 		code, _, stderr := runCmd(t, "", args...)
 		if code == 0 || !strings.Contains(stderr, "VRFY") || !strings.Contains(stderr, "removed") {
 			t.Errorf("%v: code %d stderr %q", args, code, stderr)
@@ -537,5 +537,15 @@ func TestResetRuntimeRepairsCorruptState(t *testing.T) {
 	}
 	if code, _, stderr := runCmd(t, "", "config", "check", "--config", cfg); code != 0 {
 		t.Fatalf("check after reset: %s", stderr)
+	}
+}
+
+// A flag error elsewhere is not mistaken for -f, even when a value starts
+// with "-f".
+func TestFlagErrorNotVRFY(t *testing.T) {
+	t.Chdir(t.TempDir())
+	code, _, stderr := runCmd(t, "", "serve", "-t", "-foo", "--no-such-flag")
+	if code == 0 || strings.Contains(stderr, "VRFY") || !strings.Contains(stderr, "no-such-flag") {
+		t.Fatalf("code %d stderr %q", code, stderr)
 	}
 }

@@ -58,8 +58,10 @@ the configuration's reloadable keys, SIGUSR1 reopens the log file.`,
 	// "-f/path" fails in the flag parser (with NoOptDefVal, "/" reads as
 	// the next shorthand); say why -f is refused rather than that error.
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		// pflag names the rest of the shorthand group it failed in:
+		// "-f/path" fails with "... in -/path".
 		for _, a := range g.args {
-			if strings.HasPrefix(a, "-f") {
+			if len(a) > 2 && strings.HasPrefix(a, "-f") && strings.HasSuffix(err.Error(), " in -"+a[2:]) {
 				return errVRFYRemoved
 			}
 		}
