@@ -373,3 +373,36 @@ func TestE2ERefusal(t *testing.T) {
 		t.Fatalf("POP3S while paused %q", b)
 	}
 }
+
+// TestE2EShutdownAppliesNoDeletion: SIGTERM with a session that marked a
+// message; once shutdown_grace expires the session is cut off, nothing is
+// removed, and the maildrop is free after the restart.
+func TestE2EShutdownAppliesNoDeletion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test in -short mode")
+	}
+	srv := testserver.Start(t, testserver.Options{YAML: "shutdown_grace: 200ms\n"})
+	srv.AddUser(t, "alice", "alice-pw1")
+	for _, m := range e2eMessages {
+		sendSMTP(t, srv.SMTP, "alice@example.test", m)
+	}
+	c := popDial(t, srv.POP3)
+	c.login("alice", "alice-pw1")
+	if r := c.cmd("DELE 1"); !strings.HasPrefix(r, "+OK") {
+		t.Fatalf("DELE %q", r)
+	}
+	srv.Stop()
+	if r := c.line(); r != "<EOF>" {
+		t.Fatalf("session not cut off: %q", r)
+	}
+	if log := srv.Log(); !strings.Contains(log, `end="server shutdown (no deletion)"`) {
+		t.Errorf("no cut-off session in the log:\n%s", log)
+	}
+	srv.Restart(t)
+	c = popDial(t, srv.POP3)
+	c.login("alice", "alice-pw1")
+	if r := c.cmd("STAT"); !strings.HasPrefix(r, "+OK 2 ") {
+		t.Fatalf("STAT after shutdown %q, want both messages", r)
+	}
+	c.cmd("QUIT")
+}
