@@ -273,12 +273,29 @@ func (a *app) parseArgs(cmd *cobra.Command, o *options, args []string) (*invocat
 		return nil, usagef("usage: %s %s", c.name, c.args)
 	}
 	for _, arg := range cmdArgs {
-		if arg == "" || strings.ContainsAny(arg, " \t\r\n") {
-			return nil, usagef("arguments cannot be empty or hold spaces")
+		if !wordOK(arg) {
+			return nil, usagef("arguments cannot be empty or hold spaces or control characters")
 		}
+	}
+	// MGMT is space-separated: such a name or password could never log in.
+	if !wordOK(inv.user) || !wordOK(inv.password) {
+		return nil, usagef("the user name and the password cannot be empty or hold spaces or control characters")
 	}
 	inv.cmd, inv.args = c, cmdArgs
 	return inv, nil
+}
+
+// wordOK tells whether s can travel as one MGMT argument.
+func wordOK(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // password reads the modern form's password: --password-file, else

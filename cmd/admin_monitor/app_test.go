@@ -190,6 +190,9 @@ func TestUsageAndConnectionErrors(t *testing.T) {
 		{"no password", noPW, []string{"STATUS"}, "no password"},
 		{"missing password file", noPW, []string{"--password-file", "/nonexistent/pw", "STATUS"}, "password file"},
 		{"short seed form", env, []string{"1.0", "admin", "-STATUS"}, "usage: admin_monitor <version>"},
+		{"space in the seed password", env, []string{"1.0", "admin", "two words", "-STATUS"}, "cannot be empty or hold spaces"},
+		{"space in the env password", map[string]string{"BUZON_MGMT_ADDR": h.Addr, "BUZON_MGMT_PASSWORD": "a b"}, []string{"STATUS"}, "cannot be empty or hold spaces"},
+		{"control character in an argument", env, []string{"ADD_USER", "bob", "p\x01w"}, "control characters"},
 		{"nothing listening", map[string]string{"BUZON_MGMT_PASSWORD": "x"}, []string{"--addr", "127.0.0.1:1", "STATUS"}, "connect to"},
 		{"STLS without TLS", env, []string{"--tls", "STATUS"}, "STLS"},
 	}
