@@ -7,7 +7,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/buzon-mail/buzon/internal/throttle"
 	"github.com/buzon-mail/buzon/maildir"
 )
 
@@ -127,5 +129,48 @@ func TestRealMaildir(t *testing.T) {
 				t.Fatalf("stored message wrong: %.200q", b)
 			}
 		})
+	}
+}
+
+// TestAuthRealThrottle uses the shared throttle: the delay before 535 grows
+// with the failures from one address, across sessions; past the threshold
+// the session is closed with 421 4.7.0 and a new session from the address
+// gets 421 4.7.0 at its next AUTH.
+func TestAuthRealThrottle(t *testing.T) {
+	const base = 50 * time.Millisecond
+	h := start(t, func(o *Options) {
+		o.Throttle = throttle.New(throttle.Options{BaseDelay: base, MaxDelay: time.Second, CloseAfter: 4})
+	})
+	fail := func(d *dialog, want string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		d.cmd("AUTH PLAIN "+b64("\x00alice\x00wrong"), want)
+		return time.Since(start)
+	}
+	d1 := dial(t, h.mx)
+	d1.cmd("EHLO c", "250 ")
+	if got := fail(d1, "535 5.7.8"); got < base {
+		t.Errorf("first failure answered after %v, want ≥ %v", got, base)
+	}
+	d2 := dial(t, h.sub)
+	d2.cmd("EHLO c", "250 ")
+	if got := fail(d2, "535 5.7.8"); got < 2*base {
+		t.Errorf("second failure (another session) answered after %v, want ≥ %v", got, 2*base)
+	}
+	if got := fail(d1, "535 5.7.8"); got < 4*base {
+		t.Errorf("third failure answered after %v, want ≥ %v", got, 4*base)
+	}
+	fail(d2, "421 4.7.0")
+	if !d2.closed() {
+		t.Fatal("session not closed past the threshold")
+	}
+	d3 := dial(t, h.mx)
+	d3.cmd("EHLO c", "250 ")
+	d3.cmd("AUTH PLAIN "+b64("\x00alice\x00alicepw"), "421 4.7.0")
+	if !d3.closed() {
+		t.Fatal("blocked address's session not closed")
+	}
+	if n := strings.Count(h.logs.String(), `msg="smtp auth failed" ip=127.0.0.1 mech=PLAIN`); n != 4 {
+		t.Errorf("%d fail2ban lines, want 4", n)
 	}
 }
