@@ -11,6 +11,7 @@ import (
 	"net/smtp"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -146,11 +147,22 @@ func TestE2E(t *testing.T) {
 		waitFor(t, "lock released by QUIT", func() bool { return !md.Locked() })
 	})
 	t.Run("dele quit", func(t *testing.T) {
+		before := mgmtStatus(t, srv)
 		c := popDial(t, srv.POP3)
 		c.login("alice", "alice-pw1")
+		c.retr(2)
+		c.cmd("TOP 1 0") // TOP is not a retrieval
+		c.multi()
 		c.cmd("DELE 1")
 		if r := c.cmd("QUIT"); r != "+OK Bye, 1 messages deleted" {
 			t.Fatalf("QUIT %q", r)
+		}
+		// The MGMT counters (SPEC §7) follow.
+		after := mgmtStatus(t, srv)
+		for key, want := range map[string]int64{"MESSAGES RETRIEVED": 1, "MESSAGES DELETED": 1} {
+			if d := after[key] - before[key]; d != want {
+				t.Errorf("%s grew by %d, want %d", key, d, want)
+			}
 		}
 		c = popDial(t, srv.POP3)
 		c.login("alice", "alice-pw1")
@@ -405,4 +417,38 @@ func TestE2EShutdownAppliesNoDeletion(t *testing.T) {
 		t.Fatalf("STAT after shutdown %q, want both messages", r)
 	}
 	c.cmd("QUIT")
+}
+
+// mgmtStatus logs in to MGMT as admin and returns STATUS's numbers.
+func mgmtStatus(t *testing.T, srv *testserver.Server) map[string]int64 {
+	t.Helper()
+	m, err := net.DialTimeout("tcp", srv.MGMT, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(m)
+	fmt.Fprintf(m, "USER admin\r\nPASS %s\r\nSTATUS\r\nQUIT\r\n", srv.AdminPassword)
+	for range 4 { // greeting, +OK USER, +OK PASS, +OK STATUS
+		if l, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "+OK") {
+			t.Fatalf("mgmt: %q %v", l, err)
+		}
+	}
+	out := map[string]int64{}
+	for {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("mgmt STATUS: %v", err)
+		}
+		l = strings.TrimRight(l, "\r\n")
+		if l == "." {
+			return out
+		}
+		if k, v, ok := strings.Cut(l, ": "); ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				out[k] = n
+			}
+		}
+	}
 }
