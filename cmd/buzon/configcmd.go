@@ -93,10 +93,10 @@ func newConfigCmd(g *globals) *cobra.Command {
 			if err := state.Reset(cfg.StatePath()); err != nil {
 				return fmt.Errorf("reset run-time values: %w", err)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "run-time values cleared: the configuration applies at the next start")
+			fmt.Fprintln(cmd.OutOrStdout(), "run-time values cleared: the configuration applies at the next start or SIGHUP")
 			if addr := runningServer(cfg); addr != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: a buzon server answers on %s: it keeps its run-time values "+
-					"in memory and writes them back at its next run-time change; restart it now\n", addr)
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: a buzon server answers on %s: it keeps its run-time values "+
+					"until it re-reads state.json; send it SIGHUP now\n", addr)
 			}
 			return nil
 		},
@@ -107,7 +107,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 
 // runningServer returns the first mgmt.listen address of cfg where a buzon
 // MGMT server greets, or "". A running server holds the run-time values in
-// memory, so `config reset-runtime` only takes effect once it restarts.
+// memory, so `config reset-runtime` takes effect there at its next SIGHUP.
 func runningServer(cfg *config.Config) string {
 	for _, a := range cfg.MGMT.Listen {
 		host, port, err := net.SplitHostPort(a)

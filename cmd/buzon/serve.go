@@ -285,16 +285,15 @@ func (s *server) reload() {
 			s.log.Error("reload: TLS certificate, keeping the old one", "err", err)
 		}
 	}
-	if keys := resetOnDisk(s.d.runtime.Overrides(), meta); len(keys) > 0 {
-		// `config reset-runtime` ran while this server holds the values.
-		s.log.Warn("reload: run-time values were removed from state.json; this server keeps them until a restart",
-			"keys", strings.Join(keys, ","))
-	}
 	// transform.enabled is read at start only; MGMT TRANSFORM switches it.
 	base := meta.Base
 	base.Transform = s.base.Transform
 	s.base = base
-	s.d.runtime.ApplyConfig(base)
+	// state.json is read again, so `config reset-runtime` followed by a
+	// SIGHUP clears the run-time values of a running server.
+	if err := s.d.runtime.Reload(base); err != nil {
+		s.log.Error("reload: run-time values, keeping the ones held", "err", err)
+	}
 	s.cur.Store(cfg)
 	for _, svc := range s.services {
 		if svc.reload != nil {
@@ -339,25 +338,6 @@ func restartKeys(running, loaded *config.Config, meta *config.Meta) []string {
 		}
 		if now[i].Value != want[i].Value {
 			keys = append(keys, now[i].Key)
-		}
-	}
-	return keys
-}
-
-// resetOnDisk lists the keys this server holds a run-time value for that
-// state.json no longer has.
-func resetOnDisk(held state.File, meta *config.Meta) []string {
-	var keys []string
-	for _, k := range []struct {
-		key  string
-		held bool
-	}{
-		{"limits.max_users", held.MaxUsers != nil},
-		{"limits.max_connections", held.MaxConnections != nil},
-		{"transform.enabled", held.Transform != nil},
-	} {
-		if k.held && meta.Sources[k.key] != config.FromRuntime {
-			keys = append(keys, k.key)
 		}
 	}
 	return keys

@@ -108,7 +108,7 @@ type Runtime struct {
 	maxConnections atomic.Int64
 	transform      atomic.Bool
 
-	mu   sync.Mutex // serialises setters, ApplyConfig and the file
+	mu   sync.Mutex // serialises setters, Reload and the file
 	base Values     // the configured values
 	file File       // the run-time overrides, as on disk
 }
@@ -137,13 +137,23 @@ func (r *Runtime) publish() {
 	r.transform.Store(v.Transform)
 }
 
-// ApplyConfig replaces the configured values (SIGHUP); values overridden at
-// run time keep their run-time value.
-func (r *Runtime) ApplyConfig(base Values) {
+// Reload re-reads state.json and replaces the configured values (SIGHUP):
+// run-time values removed by `buzon config reset-runtime` stop applying,
+// the rest keep winning over base. When the file cannot be read the held
+// run-time values are kept, base is still applied, and the error returned.
+func (r *Runtime) Reload(base Values) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.base = base
+	var err error
+	if r.path != "" {
+		var f File
+		if f, err = ReadFile(r.path); err == nil {
+			r.file = f
+		}
+	}
 	r.publish()
+	return err
 }
 
 // Overrides returns the values set at run time (for `config print`).

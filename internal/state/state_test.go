@@ -80,9 +80,11 @@ func TestPrecedenceAndPersistence(t *testing.T) {
 	}
 
 	// SIGHUP: configured values change; overridden ones keep the run-time value.
-	r.ApplyConfig(Values{MaxUsers: 200, MaxConnections: 2000, Transform: false})
+	if err := r.Reload(Values{MaxUsers: 200, MaxConnections: 2000, Transform: false}); err != nil {
+		t.Fatal(err)
+	}
 	if want := (Values{MaxUsers: 200, MaxConnections: 5, Transform: true}); r.Values() != want {
-		t.Fatalf("after ApplyConfig: %+v, want %+v", r.Values(), want)
+		t.Fatalf("after Reload: %+v, want %+v", r.Values(), want)
 	}
 
 	// Restart: the file wins over the configuration.
@@ -183,7 +185,7 @@ func TestConcurrentSettersAndReaders(t *testing.T) {
 				if err := r.SetMaxConnections(i*100 + j + 1); err != nil {
 					t.Error(err)
 				}
-				r.ApplyConfig(Values{MaxUsers: j + 1, MaxConnections: 1})
+				_ = r.Reload(Values{MaxUsers: j + 1, MaxConnections: 1})
 			}
 		}()
 		go func() {
@@ -234,4 +236,37 @@ func FuzzReadFile(f *testing.F) {
 			t.Fatalf("round trip: %+v != %+v", st, again)
 		}
 	})
+}
+
+// TestReloadAfterReset: `config reset-runtime` removes state.json; the next
+// Reload (SIGHUP) drops the run-time values and the configuration applies.
+// A damaged file keeps the held values and is reported.
+func TestReloadAfterReset(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	base := Values{MaxUsers: 10, MaxConnections: 100}
+	r, err := New(path, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetMaxConnections(7); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reload(base); err == nil || r.MaxConnections() != 7 {
+		t.Fatalf("damaged file: err %v, max connections %d (want an error and 7 kept)", err, r.MaxConnections())
+	}
+	if err := Reset(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reload(base); err != nil {
+		t.Fatal(err)
+	}
+	if r.Values() != base {
+		t.Fatalf("after reset and reload: %+v, want %+v", r.Values(), base)
+	}
+	if f := r.Overrides(); f.MaxConnections != nil {
+		t.Fatalf("override still held: %+v", f)
+	}
 }
