@@ -451,7 +451,8 @@ func (s *Store) Add(name, password string, admin bool) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("user added", "user", n, "admin", admin)
+	// No name: account names arrive as MGMT arguments, never logged (SPEC §6).
+	s.log.Info("user added", "admin", admin)
 	return nil
 }
 
@@ -496,7 +497,7 @@ func (s *Store) Delete(name string) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("user deleted", "user", n)
+	s.log.Info("user deleted")
 	return nil
 }
 
@@ -531,7 +532,7 @@ func (s *Store) SetPassword(name, password string) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("password changed", "user", n)
+	s.log.Info("password changed")
 	return nil
 }
 
