@@ -49,12 +49,12 @@ func (ss *session) traceHeaders(tx envelope, id string, now time.Time) string {
 	if ss.base != nil {
 		greet = ss.base.greeting()
 	}
-	helo := sanitizeHelo(ss.c.Hostname())
+	helo := sanitizeHelo(tx.helo)
 	var b strings.Builder
 	fmt.Fprintf(&b, "Return-Path: %s\r\n", quotePath(tx.from))
 	fmt.Fprintf(&b, "Received: from %s (%s)\r\n", helo, addressLiteral(ss.ip))
 	fmt.Fprintf(&b, "\tby %s (buzon) with %s id %s", ss.s.opts.Hostname,
-		protocolName(greet, tx.utf8, ss.tls, ss.authUser != ""), id)
+		protocolName(greet, tx.utf8, ss.tls, tx.auth != ""), id)
 	if len(tx.rcpts) == 1 {
 		fmt.Fprintf(&b, "\r\n\tfor %s", quotePath(tx.rcpts[0]))
 	}

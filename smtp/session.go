@@ -69,9 +69,14 @@ type session struct {
 
 // envelope is the current transaction.
 type envelope struct {
-	set   bool // MAIL accepted
-	from  string
-	utf8  bool
+	set  bool // MAIL accepted
+	from string
+	utf8 bool
+	// helo and auth are copied at MAIL: with BDAT the message is written
+	// on go-smtp's own goroutine while the session's goroutine may already
+	// take the next EHLO or AUTH.
+	helo  string
+	auth  string
 	rcpts []string // addresses as given, accepted
 	users []string // distinct local users they resolve to
 }
@@ -237,7 +242,7 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 		}
 	}
 	ss.mu.Lock()
-	ss.tx = envelope{set: true, from: from, utf8: utf8}
+	ss.tx = envelope{set: true, from: from, utf8: utf8, helo: ss.c.Hostname(), auth: ss.authUser}
 	ss.mu.Unlock()
 	return nil
 }
