@@ -27,13 +27,17 @@ import (
 
 // fakeUsers is a small in-memory user store.
 type fakeUsers struct {
-	mu sync.Mutex
-	pw map[string]string
+	mu   sync.Mutex
+	pw   map[string]string
+	fail error // when set, every Authenticate returns it (a broken store)
 }
 
 func (f *fakeUsers) Authenticate(_ context.Context, name, password string) (users.User, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.fail != nil {
+		return users.User{}, f.fail
+	}
 	name = strings.ToLower(name)
 	if p, ok := f.pw[name]; ok && p == password {
 		return users.User{Name: name}, nil

@@ -27,6 +27,7 @@ var (
 	errEncryptionReq = smtpErr(538, 5, 7, 11, "Encryption required for requested authentication mechanism")
 	errAuthInTx      = smtpErr(503, 5, 5, 1, "AUTH not permitted during a mail transaction")
 	errAuthFailed    = smtpErr(535, 5, 7, 8, "Authentication credentials invalid")
+	errAuthTemp      = smtpErr(454, 4, 7, 0, "Temporary authentication failure, try again later")
 	errTooManyFails  = smtpErr(421, 4, 7, 0, "Too many authentication failures, closing connection")
 	errBadSASL       = smtpErr(501, 5, 5, 2, "Invalid authentication exchange")
 	errRelayDenied   = smtpErr(550, 5, 7, 1, "Relaying denied")
@@ -157,7 +158,10 @@ func (ss *session) authenticate(mech, username, password string) error {
 	u, err := ss.s.opts.Users.Authenticate(ctx, username, password)
 	if err != nil {
 		if !errors.Is(err, users.ErrAuthFailed) && !errors.Is(err, users.ErrInvalidUsername) && !errors.Is(err, users.ErrNotFound) {
+			// The store could not answer (unreadable file, shutdown): not
+			// the client's fault, so no throttle count; RFC 4954 §6 454.
 			ss.s.log.Error("smtp auth backend error", "ip", ss.ipString(), "err", err)
+			return errAuthTemp
 		}
 		return ss.authFailed(mech)
 	}

@@ -746,3 +746,24 @@ func TestBDATAbandoned(t *testing.T) {
 		t.Fatalf("delivered %d/%d, %d in tmp", a, b, h.tmpFiles(t))
 	}
 }
+
+// TestAuthStoreFailure: a user store that cannot answer gives 454 4.7.0
+// (RFC 4954 §6), no internal error text, and no throttle count.
+func TestAuthStoreFailure(t *testing.T) {
+	h := startFake(t, nil)
+	h.users.mu.Lock()
+	h.users.fail = errors.New("read /secret/path/users.json: input/output error")
+	h.users.mu.Unlock()
+	d := dial(t, h.sub)
+	d.cmd("EHLO c", "250 ")
+	reply := d.cmd("AUTH PLAIN "+b64("\x00alice\x00alicepw"), "454 4.7.0")
+	if strings.Contains(reply, "secret") || strings.Contains(reply, "users.json") {
+		t.Fatalf("internal error leaked: %q", reply)
+	}
+	h.throttle.mu.Lock()
+	n := h.throttle.failures
+	h.throttle.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("throttle counted %d failures for a store error", n)
+	}
+}
