@@ -2,7 +2,6 @@ package mgmt_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/buzon-mail/buzon/internal/accounting"
 	"github.com/buzon-mail/buzon/internal/testcert"
+	"github.com/buzon-mail/buzon/internal/testlog"
 	"github.com/buzon-mail/buzon/mgmt"
 	"github.com/buzon-mail/buzon/mgmt/client"
 	"github.com/buzon-mail/buzon/mgmt/mgmttest"
@@ -534,25 +533,8 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestNoArgumentLogged(t *testing.T) {
-	var logBuf syncBuffer
+	var logBuf testlog.Buffer
 	h := start(t, func(c *mgmt.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})

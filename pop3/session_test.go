@@ -10,12 +10,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/throttle"
+
+	"github.com/buzon-mail/buzon/internal/testlog"
 )
 
 // QUIT makes its removals durable (one Sync after the last removal)
@@ -185,28 +186,10 @@ func TestTopWithoutSeparator(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // One log line per session with user, messages retrieved and deleted,
 // bytes and how it ended; a failed login is logged without the password.
 func TestSessionLog(t *testing.T) {
-	var logs syncBuffer
+	var logs testlog.Buffer
 	st := newFakeStore()
 	d := st.add("alice", fixture...)
 	srv := newTestServer(st)
@@ -257,7 +240,7 @@ func TestSessionLog(t *testing.T) {
 // An idle timeout after DELE removes nothing and releases the lock
 // (SPEC §5); the session log says so.
 func TestIdleTimeoutAfterDele(t *testing.T) {
-	var logs syncBuffer
+	var logs testlog.Buffer
 	e := newEnv(t, testMessages, func(s *Server) {
 		s.IdleTimeout = 200 * time.Millisecond
 		s.Logger = slog.New(slog.NewTextHandler(&logs, nil))

@@ -2,7 +2,6 @@ package smtp
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/buzon-mail/buzon/internal/testcert"
+	"github.com/buzon-mail/buzon/internal/testlog"
 	"github.com/buzon-mail/buzon/maildir"
 	"github.com/buzon-mail/buzon/users"
 )
@@ -153,24 +153,6 @@ type counters struct{ accepted, delivered atomic.Int64 }
 func (c *counters) AddAccepted(n int64)  { c.accepted.Add(n) }
 func (c *counters) AddDelivered(n int64) { c.delivered.Add(n) }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	srv                 *Server
 	mx, sub, tlsAddr    string
@@ -178,7 +160,7 @@ type harness struct {
 	users               *fakeUsers
 	throttle            *fakeThrottle
 	counters            *counters
-	logs                *syncBuffer
+	logs                *testlog.Buffer
 	cert                *testcert.Cert
 	transform           atomic.Bool
 	mailRoot, spoolRoot string
@@ -206,7 +188,7 @@ func startStores(t testing.TB, fake bool, mutate func(*Options)) *harness {
 		users:    &fakeUsers{pw: map[string]string{"alice": "alicepw", "bob": "bobpw", "admin": "adminpw"}},
 		throttle: &fakeThrottle{after: 10},
 		counters: &counters{},
-		logs:     &syncBuffer{},
+		logs:     &testlog.Buffer{},
 		cert:     testcert.New(t),
 	}
 	h.mailRoot = filepath.Join(dir, "mail")

@@ -4,7 +4,6 @@
 package testserver
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -21,6 +20,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/buzon-mail/buzon/internal/testcert"
+
+	"github.com/buzon-mail/buzon/internal/testlog"
 )
 
 // Options shape the server a test starts.
@@ -47,7 +48,7 @@ type Server struct {
 	t    testing.TB
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *testlog.Buffer
 	done chan struct{}
 }
 
@@ -216,7 +217,7 @@ func (s *Server) start(t testing.TB) {
 	t.Helper()
 	s.mu.Lock()
 	if s.out == nil {
-		s.out = &lockedBuffer{}
+		s.out = &testlog.Buffer{}
 	}
 	cmd := exec.Command(s.Bin, "serve", "--config", s.ConfigFile)
 	cmd.Env = s.env()
@@ -358,21 +359,4 @@ func (s *Server) WaitLog(t testing.TB, substr string, within time.Duration) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
