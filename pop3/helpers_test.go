@@ -196,12 +196,23 @@ func (c *fakeCounters) AddDeleted(n int64)   { c.mu.Lock(); c.deleted += n; c.mu
 // startServer serves srv on a loopback port until the test ends.
 func startServer(t testing.TB, srv *Server) string {
 	t.Helper()
+	return serveUntilCleanup(t, srv, nil)
+}
+
+// serveUntilCleanup listens on a loopback port (with implicit TLS when cfg
+// is set), serves srv, and shuts it down when the test ends.
+func serveUntilCleanup(t testing.TB, srv *Server, cfg *tls.Config) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var served net.Listener = l
+	if cfg != nil {
+		served = tls.NewListener(l, cfg)
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
+	go func() { errc <- srv.Serve(served) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -323,23 +334,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // startTLSServer serves srv with implicit TLS (POP3S) until the test ends.
 func startTLSServer(t testing.TB, srv *Server, cfg *tls.Config) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(tls.NewListener(l, cfg)) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-errc; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return l.Addr().String()
+	return serveUntilCleanup(t, srv, cfg)
 }
 
 // dialTLS connects to a POP3S address and reads the greeting.
