@@ -4,10 +4,8 @@ package mgmt_test
 // running, every MGMT figure checked against traffic the test makes itself.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/smtp"
 	"os"
 	"path/filepath"
@@ -46,71 +44,31 @@ func figure(t *testing.T, c *client.Client, cmd, key string) int64 {
 	return n
 }
 
-// lineConn is a minimal text-protocol client for SMTP and POP3 dialogs.
-type lineConn struct {
-	t  *testing.T
-	c  net.Conn
-	br *bufio.Reader
-}
-
-func dialLine(t *testing.T, addr string) *lineConn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &lineConn{t: t, c: c, br: bufio.NewReader(c)}
-}
-
-func (l *lineConn) read() string {
-	l.t.Helper()
-	_ = l.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	s, err := l.br.ReadString('\n')
-	if err != nil && s == "" {
-		l.t.Fatalf("read: %v", err)
-	}
-	return strings.TrimRight(s, "\r\n")
-}
-
-// cmd sends a line and returns the first reply line.
-func (l *lineConn) cmd(line string) string {
-	l.t.Helper()
-	if _, err := fmt.Fprintf(l.c, "%s\r\n", line); err != nil {
-		l.t.Fatalf("send: %v", err)
-	}
-	return l.read()
-}
-
-func (l *lineConn) expectPrefix(got, prefix string) {
-	l.t.Helper()
-	if !strings.HasPrefix(got, prefix) {
-		l.t.Fatalf("want %q..., got %q", prefix, got)
-	}
-}
-
 // pop3Login opens a logged-in POP3 session.
-func pop3Login(t *testing.T, addr, user, pw string) *lineConn {
+func pop3Login(t *testing.T, addr, user, pw string) *testserver.LineConn {
 	t.Helper()
-	p := dialLine(t, addr)
-	p.expectPrefix(p.read(), "+OK")
-	p.expectPrefix(p.cmd("USER "+user), "+OK")
-	p.expectPrefix(p.cmd("PASS "+pw), "+OK")
+	p := testserver.DialLine(t, addr)
+	p.Expect("+OK")
+	p.Cmd("USER "+user, "+OK")
+	p.Cmd("PASS "+pw, "+OK")
 	return p
 }
 
 // retr reads message n and returns its size in octets as sent.
-func (l *lineConn) retr(n int) int {
-	l.t.Helper()
-	l.expectPrefix(l.cmd(fmt.Sprintf("RETR %d", n)), "+OK")
+func retr(t *testing.T, l *testserver.LineConn, n int) int {
+	t.Helper()
 	size := 0
-	for {
-		s := l.read()
-		if s == "." {
-			return size
-		}
+	for _, s := range retrLines(t, l, n) {
 		size += len(s) + 2
 	}
+	return size
+}
+
+// retrLines sends RETR n, requires +OK and returns the message lines.
+func retrLines(t *testing.T, l *testserver.LineConn, n int) []string {
+	t.Helper()
+	l.Cmd(fmt.Sprintf("RETR %d", n), "+OK")
+	return l.DotLines()
 }
 
 func sendMail(t *testing.T, addr, to, body string) {
@@ -174,10 +132,10 @@ func TestE2EFigures(t *testing.T) {
 	// One SMTP delivery, then three sessions open at once.
 	body := strings.Repeat("0123456789abcdef", 200)
 	sendMail(t, s.SMTP, "alice@example.test", body)
-	a := dialLine(t, s.SMTP)
-	a.expectPrefix(a.read(), "220")
-	b := dialLine(t, s.Submission)
-	b.expectPrefix(b.read(), "220")
+	a := testserver.DialLine(t, s.SMTP)
+	a.Expect("220")
+	b := testserver.DialLine(t, s.Submission)
+	b.Expect("220")
 	p := pop3Login(t, s.POP3, "alice", "alicepw")
 	if got := figure(t, m, "LIVE_CONNEC", "LIVE CONNECTIONS"); got != 3 {
 		t.Fatalf("LIVE CONNECTIONS %d with 3 sessions open", got)
@@ -188,13 +146,13 @@ func TestE2EFigures(t *testing.T) {
 			t.Errorf("STATUS %s = %d, want %d", key, got, want)
 		}
 	}
-	size := p.retr(1)
+	size := retr(t, p, 1)
 	if size < len(body) {
 		t.Fatalf("RETR returned %d octets", size)
 	}
-	p.expectPrefix(p.cmd("QUIT"), "+OK")
-	a.cmd("QUIT")
-	b.cmd("QUIT")
+	p.Cmd("QUIT", "+OK")
+	a.Cmd("QUIT", "")
+	b.Cmd("QUIT", "")
 	waitFigure(t, m, "LIVE_CONNEC", "LIVE CONNECTIONS", 0)
 	if got := figure(t, m, "HISTORIC_CONNEC", "HISTORIC CONNECTIONS"); got != hist0+4 {
 		t.Fatalf("HISTORIC CONNECTIONS %d, want %d + 4", got, hist0)
@@ -234,8 +192,8 @@ func TestE2EFigures(t *testing.T) {
 		t.Fatal(err)
 	}
 	p = pop3Login(t, s.POP3, "alice", "alicepw")
-	p.expectPrefix(p.cmd("DELE 1"), "+OK")
-	p.expectPrefix(p.cmd("QUIT"), "+OK")
+	p.Cmd("DELE 1", "+OK")
+	p.Cmd("QUIT", "+OK")
 	want := map[string]int64{"MESSAGES ACCEPTED": 2, "MESSAGES DELIVERED": 3, "MESSAGES DELETED": 1}
 	deadline := time.Now().Add(5 * time.Second)
 	for key, n := range want {
@@ -261,21 +219,21 @@ func TestE2EMaxConnec(t *testing.T) {
 	if r := do(t, m, "MAX_CONNEC", "2"); !r.OK {
 		t.Fatalf("MAX_CONNEC: %+v", r)
 	}
-	a := dialLine(t, s.SMTP)
-	a.expectPrefix(a.read(), "220")
+	a := testserver.DialLine(t, s.SMTP)
+	a.Expect("220")
 	p := pop3Login(t, s.POP3, "alice", "alicepw")
 	// A third client of either protocol is refused.
-	c := dialLine(t, s.SMTP)
-	c.expectPrefix(c.read(), "421")
-	d := dialLine(t, s.POP3)
-	d.expectPrefix(d.read(), "-ERR [SYS/TEMP]")
+	c := testserver.DialLine(t, s.SMTP)
+	c.Expect("421")
+	d := testserver.DialLine(t, s.POP3)
+	d.Expect("-ERR [SYS/TEMP]")
 	// Open sessions keep working.
-	p.expectPrefix(p.cmd("STAT"), "+OK")
+	p.Cmd("STAT", "+OK")
 	if r := do(t, m, "MAX_CONNEC", "3"); !r.OK {
 		t.Fatalf("MAX_CONNEC: %+v", r)
 	}
-	e := dialLine(t, s.POP3)
-	e.expectPrefix(e.read(), "+OK")
+	e := testserver.DialLine(t, s.POP3)
+	e.Expect("+OK")
 	if got := figure(t, m, "STATUS", "MAX CONNECTIONS"); got != 3 {
 		t.Fatalf("MAX CONNECTIONS %d", got)
 	}
@@ -288,9 +246,9 @@ func TestE2EMaxConnec(t *testing.T) {
 	}
 	// The value is a run-time value: it survives a restart. (Sessions
 	// left open would make the server wait its shutdown grace.)
-	a.c.Close()
-	p.c.Close()
-	e.c.Close()
+	a.Close()
+	p.Close()
+	e.Close()
 	s.Restart(t)
 	m = mgmtLogin(t, s)
 	if got := figure(t, m, "STATUS", "MAX CONNECTIONS"); got != 3 {
@@ -311,11 +269,11 @@ func TestE2ETimeout(t *testing.T) {
 	}
 	waitForPaused(t, b, true)
 	rej0 := figure(t, b, "STATUS", "REJECTED CONNECTIONS")
-	c := dialLine(t, s.SMTP)
-	c.expectPrefix(c.read(), "421")
-	d := dialLine(t, s.POP3)
-	d.expectPrefix(d.read(), "-ERR [SYS/TEMP]")
-	open.expectPrefix(open.cmd("STAT"), "+OK")
+	c := testserver.DialLine(t, s.SMTP)
+	c.Expect("421")
+	d := testserver.DialLine(t, s.POP3)
+	d.Expect("-ERR [SYS/TEMP]")
+	open.Cmd("STAT", "+OK")
 	if got := figure(t, b, "STATUS", "REJECTED CONNECTIONS"); got != rej0+2 {
 		t.Fatalf("REJECTED CONNECTIONS %d during the pause, want %d + 2", got, rej0)
 	}
@@ -326,16 +284,16 @@ func TestE2ETimeout(t *testing.T) {
 	if el := time.Since(start); el < 1500*time.Millisecond || el > 6*time.Second {
 		t.Fatalf("TIMEOUT 2 answered after %v", el)
 	}
-	e := dialLine(t, s.SMTP)
-	e.expectPrefix(e.read(), "220")
+	e := testserver.DialLine(t, s.SMTP)
+	e.Expect("220")
 
 	// The admin vanishes mid-TIMEOUT: the pause still ends on time.
 	a.Send("TIMEOUT", "1")
 	waitForPaused(t, b, true)
 	a.Close()
 	waitForPaused(t, b, false)
-	f := dialLine(t, s.POP3)
-	f.expectPrefix(f.read(), "+OK")
+	f := testserver.DialLine(t, s.POP3)
+	f.Expect("+OK")
 
 	// RESUME from a second session ends a long pause; the first gets its reply.
 	a = mgmtLogin(t, s)
@@ -347,8 +305,8 @@ func TestE2ETimeout(t *testing.T) {
 	if r, err := a.ReadReply(true); err != nil || !r.OK {
 		t.Fatalf("TIMEOUT after RESUME: %+v %v", r, err)
 	}
-	g := dialLine(t, s.SMTP)
-	g.expectPrefix(g.read(), "220")
+	g := testserver.DialLine(t, s.SMTP)
+	g.Expect("220")
 	if r := do(t, b, "RESUME"); r.OK || r.Status != "NOT PAUSED" {
 		t.Fatalf("second RESUME %+v", r)
 	}
@@ -370,16 +328,16 @@ func TestE2ETimeout(t *testing.T) {
 	// The pause does not survive a restart.
 	a.Send("TIMEOUT", "3600")
 	waitForPaused(t, b, true)
-	for _, l := range []*lineConn{open, e, f, g} {
-		l.c.Close() // an open session would hold the shutdown for its grace
+	for _, l := range []*testserver.LineConn{open, e, f, g} {
+		l.Close() // an open session would hold the shutdown for its grace
 	}
 	s.Restart(t)
 	m := mgmtLogin(t, s)
 	if got := figure(t, m, "STATUS", "PAUSED SECONDS LEFT"); got != 0 {
 		t.Fatalf("PAUSED SECONDS LEFT %d after a restart", got)
 	}
-	h := dialLine(t, s.SMTP)
-	h.expectPrefix(h.read(), "220")
+	h := testserver.DialLine(t, s.SMTP)
+	h.Expect("220")
 }
 
 func waitForPaused(t *testing.T, c *client.Client, paused bool) {
@@ -438,7 +396,7 @@ func TestE2EAccounts(t *testing.T) {
 	if r := do(t, m, "DELETE_USER", "carol"); r.OK || r.Status != "USER IN USE" {
 		t.Fatalf("DELETE_USER in use: %+v", r)
 	}
-	p.expectPrefix(p.cmd("QUIT"), "+OK")
+	p.Cmd("QUIT", "+OK")
 	// The lock is released when the session ends, which the client sees
 	// slightly before the server is done.
 	deadline := time.Now().Add(5 * time.Second)
@@ -459,11 +417,11 @@ func TestE2EAccounts(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s.DataDir, "mail", "carol")); !os.IsNotExist(err) {
 		t.Fatalf("Maildir still in place: %v", err)
 	}
-	q := dialLine(t, s.POP3)
-	q.expectPrefix(q.read(), "+OK")
-	q.cmd("USER carol")
-	q.expectPrefix(q.cmd("PASS "+pw), "-ERR")
-	q.c.Close() // an open session would hold the restart below for its grace
+	q := testserver.DialLine(t, s.POP3)
+	q.Expect("+OK")
+	q.Cmd("USER carol", "")
+	q.Cmd("PASS "+pw, "-ERR")
+	q.Close() // an open session would hold the restart below for its grace
 
 	// MAX_USERS bounds ADD_USER and cannot go below the accounts there are.
 	for _, step := range []struct {
@@ -493,14 +451,14 @@ func TestE2EAccounts(t *testing.T) {
 func TestE2ESessionLimit(t *testing.T) {
 	s := testserver.Start(t, testserver.Options{})
 	m := mgmtLogin(t, s)
-	var open []*lineConn
+	var open []*testserver.LineConn
 	for range 15 {
-		c := dialLine(t, s.MGMT)
-		c.expectPrefix(c.read(), "+OK buzon MGMT")
+		c := testserver.DialLine(t, s.MGMT)
+		c.Expect("+OK buzon MGMT")
 		open = append(open, c)
 	}
-	extra := dialLine(t, s.MGMT)
-	extra.expectPrefix(extra.read(), "-ERR TOO MANY SESSIONS")
+	extra := testserver.DialLine(t, s.MGMT)
+	extra.Expect("-ERR TOO MANY SESSIONS")
 	if got := figure(t, m, "STATUS", "MGMT LIVE CONNECTIONS"); got != 16 {
 		t.Fatalf("MGMT LIVE CONNECTIONS %d", got)
 	}
@@ -509,10 +467,10 @@ func TestE2ESessionLimit(t *testing.T) {
 		t.Fatalf("LIVE CONNECTIONS %d", got)
 	}
 	// A freed slot takes the next session.
-	open[0].c.Close()
+	open[0].Close()
 	waitFigure(t, m, "STATUS", "MGMT LIVE CONNECTIONS", 15)
-	again := dialLine(t, s.MGMT)
-	again.expectPrefix(again.read(), "+OK buzon MGMT")
+	again := testserver.DialLine(t, s.MGMT)
+	again.Expect("+OK buzon MGMT")
 }
 
 // TRANSFORM needs transform.command, which SIGHUP may add; the switch is a
@@ -544,17 +502,13 @@ func TestE2ETransformReload(t *testing.T) {
 }
 
 // retrText reads message n whole.
-func (l *lineConn) retrText(n int) string {
-	l.t.Helper()
-	l.expectPrefix(l.cmd(fmt.Sprintf("RETR %d", n)), "+OK")
+func retrText(t *testing.T, l *testserver.LineConn, n int) string {
+	t.Helper()
 	var b strings.Builder
-	for {
-		s := l.read()
-		if s == "." {
-			return b.String()
-		}
+	for _, s := range retrLines(t, l, n) {
 		b.WriteString(s + "\n")
 	}
+	return b.String()
 }
 
 // TRANSFORM is a real switch: the SMTP side pipes the next message through
@@ -574,9 +528,9 @@ func TestE2ETransformSwitch(t *testing.T) {
 	sendMail(t, s.SMTP, "alice@example.test", "third body")
 	p := pop3Login(t, s.POP3, "alice", "alicepw")
 	for i, want := range []string{"first body", "SECOND BODY", "third body"} {
-		if got := p.retrText(i + 1); !strings.Contains(got, want) {
+		if got := retrText(t, p, i+1); !strings.Contains(got, want) {
 			t.Errorf("message %d lacks %q:\n%s", i+1, want, got)
 		}
 	}
-	p.cmd("QUIT")
+	p.Cmd("QUIT", "")
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"net"
 	"os"
@@ -16,142 +15,25 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// lineConn is a tiny line-protocol client for SMTP, POP3 and MGMT dialogs.
-type lineConn struct {
-	t *testing.T
-	c net.Conn
-	r *bufio.Reader
-}
-
-func dialLine(t *testing.T, addr string) *lineConn {
+func smtpSession(t *testing.T, addr string) *testserver.LineConn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &lineConn{t: t, c: c, r: bufio.NewReader(c)}
-}
-
-// line reads one reply line (CRLF stripped); it fails the test after 10 s.
-func (l *lineConn) line() string {
-	l.t.Helper()
-	_ = l.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	s, err := l.r.ReadString('\n')
-	if err != nil {
-		l.t.Fatalf("read: %v (got %q)", err, s)
-	}
-	return strings.TrimRight(s, "\r\n")
-}
-
-// smtpReply reads a possibly multi-line SMTP reply and returns its last line.
-func (l *lineConn) smtpReply() string {
-	l.t.Helper()
-	for {
-		s := l.line()
-		if len(s) < 4 || s[3] != '-' {
-			return s
-		}
-	}
-}
-
-func (l *lineConn) send(s string) {
-	l.t.Helper()
-	_ = l.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := l.c.Write([]byte(s + "\r\n")); err != nil {
-		l.t.Fatalf("write %q: %v", s, err)
-	}
-}
-
-// expect reads a reply and checks that it starts with want.
-func (l *lineConn) expect(want string) string {
-	l.t.Helper()
-	got := l.smtpReply()
-	if !strings.HasPrefix(got, want) {
-		l.t.Fatalf("got %q, want %q", got, want)
-	}
-	return got
-}
-
-// cmd sends s and expects a reply starting with want.
-func (l *lineConn) cmd(s, want string) string {
-	l.t.Helper()
-	l.send(s)
-	got := l.smtpReply()
-	if !strings.HasPrefix(got, want) {
-		l.t.Fatalf("%q: got %q, want %q", s, got, want)
-	}
-	return got
-}
-
-// closedByPeer waits until the server closes the connection.
-func (l *lineConn) closedByPeer(within time.Duration) bool {
-	_ = l.c.SetReadDeadline(time.Now().Add(within))
-	for {
-		if _, err := l.r.ReadString('\n'); err != nil {
-			ne, ok := err.(net.Error)
-			return !ok || !ne.Timeout()
-		}
-	}
-}
-
-func smtpSession(t *testing.T, addr string) *lineConn {
-	t.Helper()
-	c := dialLine(t, addr)
-	if g := c.smtpReply(); !strings.HasPrefix(g, "220 ") {
+	c := testserver.DialLine(t, addr)
+	if g := c.Reply(); !strings.HasPrefix(g, "220 ") {
 		t.Fatalf("greeting %q", g)
 	}
-	c.cmd("EHLO client.test", "250")
+	c.Cmd("EHLO client.test", "250")
 	return c
 }
 
-func pop3Login(t *testing.T, addr, user, pw string) *lineConn {
+func pop3Login(t *testing.T, addr, user, pw string) *testserver.LineConn {
 	t.Helper()
-	c := dialLine(t, addr)
-	if g := c.line(); !strings.HasPrefix(g, "+OK") {
+	c := testserver.DialLine(t, addr)
+	if g := c.Line(); !strings.HasPrefix(g, "+OK") {
 		t.Fatalf("greeting %q", g)
 	}
-	c.cmd("USER "+user, "+OK")
-	c.cmd("PASS "+pw, "+OK")
+	c.Cmd("USER "+user, "+OK")
+	c.Cmd("PASS "+pw, "+OK")
 	return c
-}
-
-func mgmtLogin(t *testing.T, s *testserver.Server) *lineConn {
-	t.Helper()
-	c := dialLine(t, s.MGMT)
-	c.line() // greeting
-	c.cmd("USER admin", "+OK USER")
-	c.cmd("PASS "+s.AdminPassword, "+OK PASS")
-	return c
-}
-
-// mgmtStatus returns STATUS as a key → value map.
-func mgmtStatus(t *testing.T, c *lineConn) map[string]string {
-	t.Helper()
-	c.cmd("STATUS", "+OK")
-	m := map[string]string{}
-	for {
-		s := c.line()
-		if s == "." {
-			return m
-		}
-		k, v, _ := strings.Cut(s, ": ")
-		m[k] = v
-	}
-}
-
-// mgmtReply sends a command and returns its data lines (without the final ".").
-func mgmtReply(t *testing.T, c *lineConn, cmd string) []string {
-	t.Helper()
-	c.cmd(cmd, "+OK")
-	var out []string
-	for {
-		s := c.line()
-		if s == "." {
-			return out
-		}
-		out = append(out, s)
-	}
 }
 
 // rewriteConfig merges extra YAML into the server's config file.
@@ -219,16 +101,16 @@ func newMessages(t *testing.T, s *testserver.Server, user string) []string {
 func TestServeSIGHUPReachesServers(t *testing.T) {
 	s := testserver.Start(t, testserver.Options{})
 	s.AddUser(t, "alice", "pw-alice")
-	m := mgmtLogin(t, s)
+	m := s.MGMTLogin(t)
 	// A run-time value set through MGMT.
-	mgmtReply(t, m, "MAX_USERS 7")
-	m.cmd("TRANSFORM ON", "-ERR NO TRANSFORM COMMAND CONFIGURED")
+	testserver.MGMTReply(t, m, "MAX_USERS 7")
+	m.Cmd("TRANSFORM ON", "-ERR NO TRANSFORM COMMAND CONFIGURED")
 
 	c := smtpSession(t, s.SMTP)
-	c.cmd("MAIL FROM:<x@remote.test>", "250")
-	c.cmd("RCPT TO:<alice@new.test>", "550")
-	c.cmd("RCPT TO:<sales@example.test>", "550")
-	c.cmd("QUIT", "221")
+	c.Cmd("MAIL FROM:<x@remote.test>", "250")
+	c.Cmd("RCPT TO:<alice@new.test>", "550")
+	c.Cmd("RCPT TO:<sales@example.test>", "550")
+	c.Cmd("QUIT", "221")
 
 	marker := filepath.Join(t.TempDir(), "ran")
 	rewriteConfig(t, s, `
@@ -241,7 +123,7 @@ transform:
 `)
 	reloadAndWait(t, s, 1)
 
-	st := mgmtStatus(t, m)
+	st := testserver.MGMTStatus(t, m)
 	if st["MAX CONNECTIONS"] != "50" {
 		t.Errorf("MAX CONNECTIONS after reload = %q, want the new config's 50", st["MAX CONNECTIONS"])
 	}
@@ -249,25 +131,25 @@ transform:
 		t.Errorf("MAX USERS after reload = %q, want the run-time 7", st["MAX USERS"])
 	}
 	// transform.command reached MGMT: TRANSFORM ON now works.
-	if got := mgmtReply(t, m, "TRANSFORM ON"); len(got) != 1 || got[0] != "TRANSFORMATIONS: ON" {
+	if got := testserver.MGMTReply(t, m, "TRANSFORM ON"); len(got) != 1 || got[0] != "TRANSFORMATIONS: ON" {
 		t.Fatalf("TRANSFORM ON after reload: %q", got)
 	}
-	m.cmd("QUIT", "+OK")
+	m.Cmd("QUIT", "+OK")
 
 	// domains and aliases reached SMTP; transform.command too.
 	c = smtpSession(t, s.SMTP)
 	// limits.max_connections_per_ip is now 1: a second connection is refused.
-	second := dialLine(t, s.SMTP)
-	if g := second.smtpReply(); !strings.HasPrefix(g, "421") {
+	second := testserver.DialLine(t, s.SMTP)
+	if g := second.Reply(); !strings.HasPrefix(g, "421") {
 		t.Errorf("second connection with max_connections_per_ip 1: %q", g)
 	}
-	c.cmd("MAIL FROM:<x@remote.test>", "250")
-	c.cmd("RCPT TO:<alice@new.test>", "250")
-	c.cmd("RCPT TO:<sales@example.test>", "250")
-	c.cmd("DATA", "354")
-	c.send("Subject: hi\r\n\r\nbody\r\n.")
-	c.expect("250")
-	c.cmd("QUIT", "221")
+	c.Cmd("MAIL FROM:<x@remote.test>", "250")
+	c.Cmd("RCPT TO:<alice@new.test>", "250")
+	c.Cmd("RCPT TO:<sales@example.test>", "250")
+	c.Cmd("DATA", "354")
+	c.Send("Subject: hi\r\n\r\nbody\r\n.")
+	c.Expect("250")
+	c.Cmd("QUIT", "221")
 	msgs := newMessages(t, s, "alice")
 	if len(msgs) == 0 {
 		t.Fatal("nothing delivered to alice")
@@ -289,16 +171,16 @@ limits: {max_connections_per_ip: 20}
 `)
 	reloadAndWait(t, s, 2)
 	c = smtpSession(t, s.SMTP)
-	c.cmd("MAIL FROM:<x@remote.test>", "250")
-	c.cmd("RCPT TO:<alice@new.test>", "250")
-	c.cmd("DATA", "354")
-	c.send("Subject: slow\r\n\r\nbody\r\n.")
+	c.Cmd("MAIL FROM:<x@remote.test>", "250")
+	c.Cmd("RCPT TO:<alice@new.test>", "250")
+	c.Cmd("DATA", "354")
+	c.Send("Subject: slow\r\n\r\nbody\r\n.")
 	start := time.Now()
-	c.expect("451")
+	c.Expect("451")
 	if d := time.Since(start); d > 8*time.Second {
 		t.Errorf("transformation cut after %s, want about the reloaded 1s", d)
 	}
-	c.cmd("QUIT", "221")
+	c.Cmd("QUIT", "221")
 }
 
 // TestServeReloadReportsRestartKeys: keys that are not reloadable keep their
@@ -319,10 +201,10 @@ transform: {max_concurrent: 2, enabled: true, command: [cat]}
 		}
 	}
 	c := smtpSession(t, s.SMTP)
-	c.send("EHLO again.test")
+	c.Send("EHLO again.test")
 	var size string
 	for {
-		l := c.line()
+		l := c.Line()
 		if strings.Contains(l, "SIZE") {
 			size = l
 		}
@@ -333,8 +215,8 @@ transform: {max_concurrent: 2, enabled: true, command: [cat]}
 	if !strings.Contains(size, "26214400") {
 		t.Errorf("SIZE changed without a restart: %q", size)
 	}
-	m := mgmtLogin(t, s)
-	if st := mgmtStatus(t, m); st["TRANSFORMATIONS"] != "OFF" {
+	m := s.MGMTLogin(t)
+	if st := testserver.MGMTStatus(t, m); st["TRANSFORMATIONS"] != "OFF" {
 		t.Errorf("transform.enabled applied without a restart: TRANSFORMATIONS %q", st["TRANSFORMATIONS"])
 	}
 	if strings.Contains(s.Log(), "key=transform.command") {
@@ -349,18 +231,18 @@ func TestServeShutdownGrace(t *testing.T) {
 	s := testserver.Start(t, testserver.Options{YAML: "shutdown_grace: 3s\n"})
 	s.AddUser(t, "alice", "pw-alice")
 	c := smtpSession(t, s.SMTP)
-	c.cmd("MAIL FROM:<x@remote.test>", "250")
-	c.cmd("RCPT TO:<alice@example.test>", "250")
-	c.cmd("DATA", "354")
-	c.send("Subject: one\r\n\r\nfirst\r\n.")
-	c.expect("250")
+	c.Cmd("MAIL FROM:<x@remote.test>", "250")
+	c.Cmd("RCPT TO:<alice@example.test>", "250")
+	c.Cmd("DATA", "354")
+	c.Send("Subject: one\r\n\r\nfirst\r\n.")
+	c.Expect("250")
 
 	p := pop3Login(t, s.POP3, "alice", "pw-alice")
-	p.cmd("DELE 1", "+OK")
+	p.Cmd("DELE 1", "+OK")
 
 	// An SMTP transaction in progress when the signal comes.
-	c.cmd("MAIL FROM:<x@remote.test>", "250")
-	c.cmd("RCPT TO:<alice@example.test>", "250")
+	c.Cmd("MAIL FROM:<x@remote.test>", "250")
+	c.Cmd("RCPT TO:<alice@example.test>", "250")
 
 	if err := s.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -376,13 +258,13 @@ func TestServeShutdownGrace(t *testing.T) {
 	})
 
 	// The SMTP session finishes its message within the grace.
-	c.cmd("DATA", "354")
-	c.send("Subject: two\r\n\r\nsecond\r\n.")
-	c.expect("250")
+	c.Cmd("DATA", "354")
+	c.Send("Subject: two\r\n\r\nsecond\r\n.")
+	c.Expect("250")
 
 	// The POP3 session, which never sends QUIT, is cut at the latest when
 	// the grace ends.
-	if !p.closedByPeer(10 * time.Second) {
+	if !p.ClosedByPeer(10 * time.Second) {
 		t.Fatal("POP3 session still open long after shutdown_grace")
 	}
 	select {
@@ -410,26 +292,26 @@ func TestUserChangesSeenByRunningServer(t *testing.T) {
 	s := testserver.Start(t, testserver.Options{})
 	s.AddUser(t, "dave", "pw-one")
 	p := pop3Login(t, s.POP3, "dave", "pw-one")
-	p.cmd("QUIT", "+OK")
+	p.Cmd("QUIT", "+OK")
 
 	if out, err := s.Run("pw-two\n", "user", "passwd", "dave", "--password-stdin"); err != nil {
 		t.Fatalf("passwd: %v %s", err, out)
 	}
-	p = dialLine(t, s.POP3)
-	p.line()
-	p.cmd("USER dave", "+OK")
-	p.cmd("PASS pw-one", "-ERR")
-	p.cmd("QUIT", "+OK")
+	p = testserver.DialLine(t, s.POP3)
+	p.Line()
+	p.Cmd("USER dave", "+OK")
+	p.Cmd("PASS pw-one", "-ERR")
+	p.Cmd("QUIT", "+OK")
 	p = pop3Login(t, s.POP3, "dave", "pw-two")
-	p.cmd("QUIT", "+OK")
+	p.Cmd("QUIT", "+OK")
 
 	if out, err := s.Run("", "user", "del", "dave"); err != nil {
 		t.Fatalf("del: %v %s", err, out)
 	}
-	p = dialLine(t, s.POP3)
-	p.line()
-	p.cmd("USER dave", "+OK")
-	p.cmd("PASS pw-two", "-ERR")
+	p = testserver.DialLine(t, s.POP3)
+	p.Line()
+	p.Cmd("USER dave", "+OK")
+	p.Cmd("PASS pw-two", "-ERR")
 }
 
 // TestResetRuntimeWhileRunning: reset-runtime clears state.json and tells
@@ -437,8 +319,8 @@ func TestUserChangesSeenByRunningServer(t *testing.T) {
 // configuration applies, without a restart.
 func TestResetRuntimeWhileRunning(t *testing.T) {
 	s := testserver.Start(t, testserver.Options{})
-	m := mgmtLogin(t, s)
-	mgmtReply(t, m, "MAX_CONNEC 42")
+	m := s.MGMTLogin(t)
+	testserver.MGMTReply(t, m, "MAX_CONNEC 42")
 	out, _ := s.Run("", "config", "print")
 	if !regexpLine(out, "limits.max_connections", "42", "runtime") {
 		t.Errorf("config print does not show the run-time value:\n%s", out)
@@ -453,22 +335,22 @@ func TestResetRuntimeWhileRunning(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s.DataDir, "state.json")); !os.IsNotExist(err) {
 		t.Fatalf("state.json still there: %v", err)
 	}
-	if st := mgmtStatus(t, m); st["MAX CONNECTIONS"] != "42" {
+	if st := testserver.MGMTStatus(t, m); st["MAX CONNECTIONS"] != "42" {
 		t.Errorf("MAX CONNECTIONS before SIGHUP = %q, want the held 42", st["MAX CONNECTIONS"])
 	}
 	reloadAndWait(t, s, 1)
-	if st := mgmtStatus(t, m); st["MAX CONNECTIONS"] != "1000" {
+	if st := testserver.MGMTStatus(t, m); st["MAX CONNECTIONS"] != "1000" {
 		t.Errorf("MAX CONNECTIONS after reset and SIGHUP = %q, want the configured 1000", st["MAX CONNECTIONS"])
 	}
-	m.cmd("QUIT", "+OK")
+	m.Cmd("QUIT", "+OK")
 	out, _ = s.Run("", "config", "print")
 	if strings.Contains(out, "runtime") {
 		t.Errorf("config print still shows run-time values:\n%s", out)
 	}
 	// Nothing writes the old value back: a restart keeps the configuration.
 	s.Restart(t)
-	m = mgmtLogin(t, s)
-	if st := mgmtStatus(t, m); st["MAX CONNECTIONS"] != "1000" {
+	m = s.MGMTLogin(t)
+	if st := testserver.MGMTStatus(t, m); st["MAX CONNECTIONS"] != "1000" {
 		t.Errorf("MAX CONNECTIONS after restart = %q, want 1000", st["MAX CONNECTIONS"])
 	}
 }
@@ -528,12 +410,12 @@ func TestServeReloadTimeouts(t *testing.T) {
 	rewriteConfig(t, s, "limits: {idle_timeout: 1s, login_timeout: 1s}\n")
 	reloadAndWait(t, s, 1)
 	c := smtpSession(t, s.SMTP)
-	p := dialLine(t, s.POP3)
-	p.line()
-	m := dialLine(t, s.MGMT)
-	m.line()
-	for name, conn := range map[string]*lineConn{"smtp idle": c, "pop3 login": p, "mgmt login": m} {
-		if !conn.closedByPeer(10 * time.Second) {
+	p := testserver.DialLine(t, s.POP3)
+	p.Line()
+	m := testserver.DialLine(t, s.MGMT)
+	m.Line()
+	for name, conn := range map[string]*testserver.LineConn{"smtp idle": c, "pop3 login": p, "mgmt login": m} {
+		if !conn.ClosedByPeer(10 * time.Second) {
 			t.Errorf("%s: not closed within 10 s of a 1 s timeout", name)
 		}
 	}
@@ -595,10 +477,10 @@ func TestQuickStart(t *testing.T) {
 	}
 	login := func(pw, want string) {
 		t.Helper()
-		m := dialLine(t, mgmtAddr)
-		m.line()
-		m.cmd("USER admin", "+OK USER")
-		m.cmd("PASS "+pw, want)
+		m := testserver.DialLine(t, mgmtAddr)
+		m.Line()
+		m.Cmd("USER admin", "+OK USER")
+		m.Cmd("PASS "+pw, want)
 	}
 	login(pw, "+OK PASS")
 
