@@ -185,18 +185,7 @@ func muttTail(s string, n int) string {
 // muttReadDir returns the contents of the files in dir, sorted.
 func muttReadDir(t *testing.T, dir string) []string {
 	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, string(b))
-	}
+	out := fileContents(t, dir)
 	slices.Sort(out)
 	return out
 }

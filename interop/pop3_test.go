@@ -3,16 +3,13 @@
 package interop
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/buzon-mail/buzon/internal/testserver"
 )
@@ -58,26 +55,13 @@ func pop3Server(t *testing.T) *testserver.Server {
 // pop3Stat logs in with a raw session and returns the message count.
 func pop3Stat(t *testing.T, addr string) int {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testserver.DialLine(t, addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(c)
-	var last string
-	for _, cmd := range []string{"", "USER carol", "PASS carol-pw3", "STAT", "QUIT"} {
-		if cmd != "" {
-			fmt.Fprintf(c, "%s\r\n", cmd)
-		}
-		l, err := r.ReadString('\n')
-		if err != nil || !strings.HasPrefix(l, "+OK") {
-			t.Fatalf("%s: %q %v", cmd, l, err)
-		}
-		if cmd == "STAT" {
-			last = l
-		}
-	}
+	c.Expect("+OK")
+	c.Cmd("USER carol", "+OK")
+	c.Cmd("PASS carol-pw3", "+OK")
+	last := c.Cmd("STAT", "+OK")
+	c.Cmd("QUIT", "+OK")
 	var n, size int
 	if _, err := fmt.Sscanf(last, "+OK %d %d", &n, &size); err != nil {
 		t.Fatalf("STAT %q", last)
@@ -186,18 +170,7 @@ keep off
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mpop: %v\n%s", err, b)
 	}
-	ents, err := os.ReadDir(filepath.Join(md, "new"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(md, "new", e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, string(b))
-	}
+	got := fileContents(t, filepath.Join(md, "new"))
 	if len(got) != len(pop3Messages) {
 		t.Fatalf("mpop delivered %d messages, want %d", len(got), len(pop3Messages))
 	}

@@ -26,7 +26,13 @@ func smtpServer(t *testing.T) *testserver.Server {
 // newMail lists the files in user's new/ (their content).
 func newMail(t *testing.T, ts *testserver.Server, user string) []string {
 	t.Helper()
-	dir := filepath.Join(ts.DataDir, "mail", user, "new")
+	return fileContents(t, filepath.Join(ts.DataDir, "mail", user, "new"))
+}
+
+// fileContents returns the contents of the files in dir, in directory
+// order; a missing dir has none.
+func fileContents(t *testing.T, dir string) []string {
+	t.Helper()
 	ents, err := os.ReadDir(dir)
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
