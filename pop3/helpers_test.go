@@ -250,13 +250,20 @@ func dial(t testing.TB, addr string) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	cl := &client{t: t, conn: c, r: bufio.NewReader(c)}
-	if g := cl.line(); !strings.HasPrefix(g, "+OK ") {
+	return greeted(t, c)
+}
+
+// greeted wraps a fresh connection (closed when the test ends) and reads
+// the +OK greeting.
+func greeted(t testing.TB, conn net.Conn) *client {
+	t.Helper()
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	c := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+	if g := c.line(); !strings.HasPrefix(g, "+OK ") {
 		t.Fatalf("greeting %q", g)
 	}
-	return cl
+	return c
 }
 
 func (c *client) send(s string) {
@@ -345,13 +352,7 @@ func dialTLS(t testing.TB, addr string, cfg *tls.Config) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	c := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
-	if g := c.line(); !strings.HasPrefix(g, "+OK ") {
-		t.Fatalf("greeting %q", g)
-	}
-	return c
+	return greeted(t, conn)
 }
 
 // startTLS sends STLS and does the client side of the handshake.
