@@ -471,9 +471,11 @@ func TestAcceptErrors(t *testing.T) {
 	}
 }
 
-// Close ends refusals still in progress (a client that never completes the
-// TLS handshake) instead of waiting for their timeouts.
-func TestCloseCutsPendingRefusals(t *testing.T) {
+// pausedTLSListener is an implicit-TLS listener of a paused accountant
+// with one Accept waiting on it, which never returns a connection (all are
+// refused); acceptDone gets its error once the listener is closed.
+func pausedTLSListener(t *testing.T, proto Proto) (a *Accountant, raw, l net.Listener, acceptDone <-chan error) {
+	t.Helper()
 	cert := testcert.New(t)
 	a, lim := newAccountant(t, 10, 10)
 	lim.gate.Pause(time.Hour)
@@ -481,12 +483,19 @@ func TestCloseCutsPendingRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := a.Listener(raw, ListenerOptions{Proto: SMTP, Refuse: refuse, TLS: cert.Server})
-	acceptDone := make(chan error, 1)
+	l = a.Listener(raw, ListenerOptions{Proto: proto, Refuse: refuse, TLS: cert.Server})
+	done := make(chan error, 1)
 	go func() {
 		_, err := l.Accept()
-		acceptDone <- err
+		done <- err
 	}()
+	return a, raw, l, done
+}
+
+// Close ends refusals still in progress (a client that never completes the
+// TLS handshake) instead of waiting for their timeouts.
+func TestCloseCutsPendingRefusals(t *testing.T) {
+	a, raw, l, acceptDone := pausedTLSListener(t, SMTP)
 	c, err := net.Dial("tcp", raw.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -729,19 +738,7 @@ func FuzzLoadCounters(f *testing.F) {
 // refusal goroutine; the rest are closed at once, the counts stay exact, and
 // closing the listener ends every refusal.
 func TestRefusalFloodIsBounded(t *testing.T) {
-	cert := testcert.New(t)
-	a, lim := newAccountant(t, 10, 10)
-	lim.gate.Pause(time.Hour)
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := a.Listener(raw, ListenerOptions{Proto: POP3, Refuse: refuse, TLS: cert.Server})
-	acceptDone := make(chan error, 1)
-	go func() {
-		_, err := l.Accept() // never returns a connection: all are refused
-		acceptDone <- err
-	}()
+	a, raw, l, acceptDone := pausedTLSListener(t, POP3)
 	const extra = 24
 	n := maxRefusing + extra
 	conns := make([]net.Conn, 0, n)
