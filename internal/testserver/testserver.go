@@ -107,15 +107,21 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-// FreePort returns a loopback address with a port that was free a moment ago.
-func FreePort(t testing.TB) string {
+// freePorts returns n distinct loopback addresses whose ports were free a
+// moment ago. All n listeners stay open until every port is chosen: closing
+// each at once would let the kernel hand the same port out twice.
+func freePorts(t testing.TB, n int) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addrs := make([]string, n)
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addrs[i] = l.Addr().String()
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs
 }
 
 // Start writes a configuration, starts `buzon serve` and waits until every
@@ -123,15 +129,14 @@ func FreePort(t testing.TB) string {
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	s := &Server{
-		Bin:        Binary(t),
-		DataDir:    filepath.Join(t.TempDir(), "data"),
-		SMTP:       FreePort(t),
-		Submission: FreePort(t),
-		POP3:       FreePort(t),
-		MGMT:       FreePort(t),
-		opts:       opts,
-		t:          t,
+		Bin:     Binary(t),
+		DataDir: filepath.Join(t.TempDir(), "data"),
+		opts:    opts,
+		t:       t,
 	}
+	// Every listener gets its own port, TLS ones included when asked for.
+	ports := freePorts(t, 6)
+	s.SMTP, s.Submission, s.POP3, s.MGMT = ports[0], ports[1], ports[2], ports[3]
 	pw := make([]byte, 9)
 	if _, err := rand.Read(pw); err != nil {
 		t.Fatal(err)
@@ -153,8 +158,7 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	if opts.TLS {
 		s.Cert = testcert.New(t)
-		s.SMTPTLS = FreePort(t)
-		s.POP3TLS = FreePort(t)
+		s.SMTPTLS, s.POP3TLS = ports[4], ports[5]
 		cfg["tls"] = map[string]any{"cert_file": s.Cert.CertFile, "key_file": s.Cert.KeyFile}
 		cfg["smtp"].(map[string]any)["tls_listen"] = s.SMTPTLS
 		cfg["pop3"].(map[string]any)["tls_listen"] = s.POP3TLS
