@@ -2,8 +2,14 @@ package maildir
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // message4K is a 4 KiB message with CRLF line ends, as SMTP hands it over.
@@ -90,4 +96,98 @@ func BenchmarkList(b *testing.B) {
 			b.Fatal(len(list), err)
 		}
 	}
+}
+
+// parallel20 runs op b.N times in total from 20 goroutines (the SMTP
+// target's concurrency) and reports messages per second. op gets the
+// goroutine's index.
+func parallel20(b *testing.B, op func(g int) error) {
+	const workers = 20
+	var next atomic.Int64
+	errs := make(chan error, workers)
+	b.SetBytes(int64(len(message4K)))
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for g := range workers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				if err := op(g); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+}
+
+// BenchmarkDiskLimit20 is the disk's own limit for durable deliveries, with
+// no Maildir code: 20 goroutines each loop {create tmp/<unique>, write
+// 4 KiB, fsync, close, rename into new/, fsync new/}. Delivery throughput
+// is judged against it.
+func BenchmarkDiskLimit20(b *testing.B) {
+	dir := b.TempDir()
+	tmp, newDir := filepath.Join(dir, "tmp"), filepath.Join(dir, "new")
+	for _, d := range []string{tmp, newDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var seq atomic.Int64
+	parallel20(b, func(int) error {
+		name := strconv.FormatInt(seq.Add(1), 10)
+		f, err := os.OpenFile(filepath.Join(tmp, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(message4K)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(filepath.Join(tmp, name), filepath.Join(newDir, name))
+		}
+		if err != nil {
+			return err
+		}
+		d, err := os.Open(newDir)
+		if err != nil {
+			return err
+		}
+		err = d.Sync()
+		if cerr := d.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+}
+
+// BenchmarkDeliverParallel20 is durable delivery (Begin, Write, Commit)
+// of 4 KiB messages from 20 goroutines into one user's Maildir, as 20 SMTP
+// sessions delivering to the same user do.
+func BenchmarkDeliverParallel20(b *testing.B) {
+	s := newStore(b, nil, "u")
+	parallel20(b, func(int) error {
+		d, err := s.Begin("u")
+		if err != nil {
+			return err
+		}
+		if _, err := d.Write(message4K); err != nil {
+			d.Abort()
+			return err
+		}
+		_, err = d.Commit()
+		return err
+	})
 }
