@@ -51,7 +51,8 @@ the configuration's reloadable keys, SIGUSR1 reopens the log file.`,
 				return fmt.Errorf("serve takes no arguments, got %q", args[0])
 			}
 			opts := config.Options{File: g.configFile, Flags: cmd.Flags()}
-			return serve(cmd.Context(), opts, cmd.ErrOrStderr())
+			pprofAddr, _ := cmd.Flags().GetString("pprof")
+			return serve(cmd.Context(), opts, pprofAddr, cmd.ErrOrStderr())
 		},
 	}
 	addServeFlags(cmd)
@@ -69,6 +70,9 @@ the configuration's reloadable keys, SIGUSR1 reopens the log file.`,
 	})
 	f := cmd.Flags()
 	f.BoolP("version", "v", false, "print the version and exit")
+	// A flag of serve only, not a configuration key: profiling is switched
+	// on for one run while measuring, never left in a file by accident.
+	f.String("pprof", "", "serve net/http/pprof on this address (host:port, e.g. 127.0.0.1:6061); off by default")
 	f.StringP("vrfy-directory", "f", "", "removed (VRFY answers 252)")
 	f.Lookup("vrfy-directory").NoOptDefVal = " "
 	_ = f.MarkHidden("vrfy-directory")
@@ -87,7 +91,9 @@ type server struct {
 	services []service
 }
 
-func serve(ctx context.Context, opts config.Options, stderr io.Writer) error {
+// serve runs the servers until ctx ends or SIGINT/SIGTERM; pprofAddr, if
+// not empty, is where the runtime profiles are served.
+func serve(ctx context.Context, opts config.Options, pprofAddr string, stderr io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -140,6 +146,16 @@ func serve(ctx context.Context, opts config.Options, stderr io.Writer) error {
 			stopCounters()
 			return err
 		}
+	}
+	if pprofAddr != "" {
+		svc, err := startPprof(pprofAddr, s.log)
+		if err != nil {
+			s.log.Error("start failed", "err", err)
+			s.shutdown()
+			stopCounters()
+			return err
+		}
+		s.services = append(s.services, svc)
 	}
 	s.log.Info("buzon started", "version", version, "hostname", cfg.Hostname, "data_dir", cfg.DataDir)
 
