@@ -1,0 +1,150 @@
+package loadgen
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/buzon-mail/buzon/internal/testserver"
+)
+
+// startServer starts the real buzon with users u1 and u2 (password
+// "secret12").
+func startServer(t *testing.T, yaml string) *testserver.Server {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts the buzon binary")
+	}
+	srv := testserver.Start(t, testserver.Options{YAML: yaml})
+	srv.AddUser(t, "u1", "secret12")
+	srv.AddUser(t, "u2", "secret12")
+	return srv
+}
+
+func newFiles(t *testing.T, srv *testserver.Server, user string) []string {
+	t.Helper()
+	dir := filepath.Join(srv.DataDir, "mail", user, "new")
+	ents, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, e := range ents {
+		paths = append(paths, filepath.Join(dir, e.Name()))
+	}
+	return paths
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestSMTP(t *testing.T) {
+	srv := startServer(t, "")
+	ctx := testCtx(t)
+	res, err := RunSMTP(ctx, SMTPConfig{
+		Addr: srv.SMTP, Messages: 40, Size: 3000, Conns: 4, PerConn: 7,
+		To: []string{"u1@example.test", "u2@example.test"}, PID: srv.PID(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops != 40 || res.Bytes != 40*3000 || len(res.Errors) != 0 {
+		t.Fatalf("result: ops %d bytes %d errors %v", res.Ops, res.Bytes, res.Errors)
+	}
+	if res.Latency.P50 <= 0 || res.Latency.Max < res.Latency.P99 || res.Server == nil || res.Server.PeakKiB <= 0 {
+		t.Errorf("latency %+v server %+v", res.Latency, res.Server)
+	}
+	if res.Name != "smtp 40x3000B c=4" || res.Params["conns"] != 4 {
+		t.Errorf("name %q params %v", res.Name, res.Params)
+	}
+	if n1, n2 := len(newFiles(t, srv, "u1")), len(newFiles(t, srv, "u2")); n1 != 20 || n2 != 20 {
+		t.Errorf("new/ holds %d and %d messages, want 20 each", n1, n2)
+	}
+
+	// A recipient that does not exist: every transaction refused at RCPT,
+	// the connection goes on after RSET.
+	res, err = RunSMTP(ctx, SMTPConfig{Addr: srv.SMTP, Messages: 5, Size: 500, Conns: 2, To: []string{"nobody@example.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops != 0 || res.Errors["550"] != 5 || len(res.Errors) != 1 {
+		t.Errorf("unknown recipient: ops %d errors %v", res.Ops, res.Errors)
+	}
+
+	// AUTH PLAIN on the submission port, where MAIL needs it.
+	res, err = RunSMTP(ctx, SMTPConfig{Addr: srv.Submission, Messages: 3, Size: 500, From: "u1@example.test",
+		To: []string{"u2@example.test"}, Auth: &Account{"u1", "secret12"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops != 3 || len(res.Errors) != 0 || res.Params["auth_user"] != "u1" {
+		t.Errorf("submission with AUTH: ops %d errors %v params %v", res.Ops, res.Errors, res.Params)
+	}
+	res, _ = RunSMTP(ctx, SMTPConfig{Addr: srv.Submission, Messages: 2, Size: 500, To: []string{"u2@example.test"},
+		Auth: &Account{"u1", "wrong"}})
+	if res.Ops != 0 || res.Errors["535"] != 2 {
+		t.Errorf("wrong password: ops %d errors %v", res.Ops, res.Errors)
+	}
+}
+
+func TestSMTPNoServer(t *testing.T) {
+	res, err := RunSMTP(testCtx(t), SMTPConfig{Addr: "127.0.0.1:1", Messages: 3, Size: 500, To: []string{"a@b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops != 0 || res.Errors["dial"] != 3 {
+		t.Errorf("ops %d errors %v", res.Ops, res.Errors)
+	}
+	if _, err := RunSMTP(testCtx(t), SMTPConfig{Addr: "127.0.0.1:1", Messages: 3, Size: 10, To: []string{"a@b"}}); err == nil {
+		t.Error("size below the minimal header: no error")
+	}
+}
+
+// A server that accepts and then says nothing: cancelling the context
+// must end the run at once, not after the 30 s I/O timeout.
+func TestCancelStopsPromptly(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Result)
+	go func() {
+		res, _ := RunSMTP(ctx, SMTPConfig{Addr: l.Addr().String(), Messages: 10, Size: 500, Conns: 2, To: []string{"a@b"}})
+		done <- res
+	}()
+	for range 2 {
+		select {
+		case c := <-accepted:
+			defer c.Close()
+		case <-time.After(10 * time.Second):
+			t.Fatal("the load generator did not connect")
+		}
+	}
+	cancel()
+	select {
+	case res := <-done:
+		if res.Ops != 0 || len(res.Errors) != 0 {
+			t.Errorf("cancelled run: ops %d errors %v (a cancellation is no error)", res.Ops, res.Errors)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("RunSMTP still running 5 s after the cancellation")
+	}
+}
