@@ -6,6 +6,7 @@ import (
 	"io"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -58,6 +59,16 @@ func machine(dataDir string) Machine {
 		m.Commit = strings.TrimSpace(string(out))
 		if out, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(out) > 0 {
 			m.Commit += "-dirty"
+		}
+	}
+	if m.Commit == "" {
+		// Outside a checkout: the revision this binary was built from.
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" {
+					m.Commit = s.Value
+				}
+			}
 		}
 	}
 	m.FS = fsType(dataDir)
