@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/buzon-mail/buzon/internal/testserver"
+	"github.com/buzon-mail/buzon/maildir"
 )
 
 // startServer starts the real buzon with users u1 and u2 (password
@@ -86,9 +87,10 @@ func TestSMTP(t *testing.T) {
 	if res.Ops != 3 || len(res.Errors) != 0 || res.Params["auth_user"] != "u1" {
 		t.Errorf("submission with AUTH: ops %d errors %v params %v", res.Ops, res.Errors, res.Params)
 	}
-	res, _ = RunSMTP(ctx, SMTPConfig{Addr: srv.Submission, Messages: 2, Size: 500, To: []string{"u2@example.test"},
+	// One attempt only: the server delays failed logins.
+	res, _ = RunSMTP(ctx, SMTPConfig{Addr: srv.Submission, Messages: 1, Size: 500, To: []string{"u2@example.test"},
 		Auth: &Account{"u1", "wrong"}})
-	if res.Ops != 0 || res.Errors["535"] != 2 {
+	if res.Ops != 0 || res.Errors["535"] != 1 {
 		t.Errorf("wrong password: ops %d errors %v", res.Ops, res.Errors)
 	}
 }
@@ -146,5 +148,84 @@ func TestCancelStopsPromptly(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("RunSMTP still running 5 s after the cancellation")
+	}
+}
+
+// mailboxOctets is the CRLF-form size of every message in user's new/,
+// what POP3 must deliver.
+func mailboxOctets(t *testing.T, srv *testserver.Server, user string) int64 {
+	t.Helper()
+	var sum int64
+	for _, p := range newFiles(t, srv, user) {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := maildir.CRLFSize(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += n
+	}
+	return sum
+}
+
+// fill delivers n messages of size octets to each user through SMTP.
+func fill(t *testing.T, srv *testserver.Server, n, size int, users ...string) {
+	t.Helper()
+	var to []string
+	for _, u := range users {
+		to = append(to, u+"@example.test")
+	}
+	res, err := RunSMTP(testCtx(t), SMTPConfig{Addr: srv.SMTP, Messages: n * len(users), Size: size, Conns: 2, To: to})
+	if err != nil || res.Ops != int64(n*len(users)) {
+		t.Fatalf("filling mailboxes: %v, %+v", err, res)
+	}
+}
+
+func TestPOP3(t *testing.T) {
+	srv := startServer(t, "")
+	ctx := testCtx(t)
+	fill(t, srv, 6, 2000, "u1")
+	fill(t, srv, 6, 70000, "u2") // longer than the 64 KiB buffer
+	want := mailboxOctets(t, srv, "u1") + mailboxOctets(t, srv, "u2")
+	accts := []Account{{"u1", "secret12"}, {"u2", "secret12"}}
+
+	for _, pipeline := range []int{0, 4} {
+		res, err := RunPOP3(ctx, POP3Config{Addr: srv.POP3, Accounts: accts, Pipeline: pipeline, PID: srv.PID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Ops != 12 || res.Bytes != want || len(res.Errors) != 0 || res.Latency.P50 <= 0 || res.Server == nil {
+			t.Errorf("pipeline %d: ops %d bytes %d (want %d) errors %v latency %+v", pipeline, res.Ops, res.Bytes, want, res.Errors, res.Latency)
+		}
+		if wantP := map[int]int64{0: 0, 4: 2}[pipeline]; res.Extra["pipelined"] != wantP {
+			t.Errorf("pipeline %d: %v clients pipelined, want %d", pipeline, res.Extra["pipelined"], wantP)
+		}
+	}
+
+	res, err := RunPOP3(ctx, POP3Config{Addr: srv.POP3, Accounts: []Account{{"u1", "wrong"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops != 0 || res.Errors["-ERR"] != 1 {
+		t.Errorf("wrong password: ops %d errors %v", res.Ops, res.Errors)
+	}
+
+	res, err = RunPOP3(ctx, POP3Config{Addr: srv.POP3, Accounts: accts, Delete: true, Pipeline: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops != 12 || res.Bytes != want || len(res.Errors) != 0 || res.Name != "pop3 c=2 pipeline=3 delete" {
+		t.Errorf("delete: %q ops %d bytes %d errors %v", res.Name, res.Ops, res.Bytes, res.Errors)
+	}
+	for _, u := range []string{"u1", "u2"} {
+		for _, sub := range []string{"new", "cur"} {
+			ents, _ := os.ReadDir(filepath.Join(srv.DataDir, "mail", u, sub))
+			if len(ents) != 0 {
+				t.Errorf("%s/%s holds %d messages after DELE and QUIT", u, sub, len(ents))
+			}
+		}
 	}
 }
