@@ -229,3 +229,19 @@ func TestPOP3(t *testing.T) {
 		}
 	}
 }
+
+func TestPOP3List(t *testing.T) {
+	srv := startServer(t, "")
+	fill(t, srv, 7, 600, "u1")
+	res, err := RunPOP3List(testCtx(t), POP3ListConfig{Addr: srv.POP3, Account: Account{"u1", "secret12"}, Sessions: 5, PID: srv.PID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops != 5 || len(res.Errors) != 0 || res.Extra["messages"] != 7 || res.Server == nil {
+		t.Fatalf("ops %d errors %v extra %v", res.Ops, res.Errors, res.Extra)
+	}
+	login, list := res.Extra["login_p50_ns"].(int64), res.Extra["list_p50_ns"].(int64)
+	if login <= 0 || list <= 0 || time.Duration(login+list) > res.Latency.Max {
+		t.Errorf("login %d list %d latency %+v", login, list, res.Latency)
+	}
+}
