@@ -44,14 +44,31 @@ func parseCommand(line string) (command, error) {
 			return c, errBadVerb
 		}
 	}
-	c.verb = strings.ToUpper(verb)
+	c.verb = strings.ToUpper(verb) // no allocation when already upper case
 	c.rest = rest
-	for _, f := range strings.Split(rest, " ") {
-		if f != "" {
-			c.args = append(c.args, f)
+	if n := countFields(rest); n > 0 {
+		// One allocation of the right size, none for argument-less commands.
+		c.args = make([]string, 0, n)
+		for rest != "" {
+			f, r, _ := strings.Cut(rest, " ")
+			if f != "" {
+				c.args = append(c.args, f)
+			}
+			rest = r
 		}
 	}
 	return c, nil
+}
+
+// countFields counts the non-empty space-separated fields of s.
+func countFields(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] != ' ' && (i == 0 || s[i-1] == ' ') {
+			n++
+		}
+	}
+	return n
 }
 
 // parseMsgNum parses an RFC 1939 message number: decimal digits only, no

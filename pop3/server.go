@@ -51,6 +51,8 @@ type Server struct {
 	IdleTimeout  time.Duration
 	Logger       *slog.Logger
 
+	bufs bufPool // output and file buffers lent to busy sessions
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}

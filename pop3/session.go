@@ -54,7 +54,7 @@ type session struct {
 	// deadline set on the wrapped connection applies.
 	conn   *idle.Conn
 	r      *bufio.Reader
-	w      *bufio.Writer
+	w      output
 	remote net.Addr
 	tls    bool
 	ctx    context.Context
@@ -67,6 +67,8 @@ type session struct {
 	msgs    []maildir.Message
 	deleted []bool
 	bad     int
+	dw      dotWriter
+	num     [24]byte // room to format a number without allocating
 
 	retrieved, removed int
 	bytes              int64
@@ -83,7 +85,7 @@ func (srv *Server) newSession(c net.Conn) *session {
 	}
 	s.conn = idle.New(c, 0)
 	s.r = bufio.NewReaderSize(s.conn, maxSASLLine)
-	s.w = bufio.NewWriterSize(s.conn, 32<<10)
+	s.w = output{w: s.conn, pool: &srv.bufs}
 	return s
 }
 
@@ -104,6 +106,7 @@ func (s *session) serve(ctx context.Context) {
 			s.lock = nil
 		}
 		s.conn.Close()
+		s.w.release()
 		if s.end == "" {
 			s.end = "closed"
 		}
@@ -189,10 +192,14 @@ func (s *session) readLine(limit int) (string, error) {
 			return "", err
 		}
 	}
+	frag, err := s.r.ReadSlice('\n')
+	if err == nil && len(frag) <= limit {
+		// The usual case: the whole line is in the buffer; one copy.
+		return string(bytes.TrimSuffix(frag[:len(frag)-1], []byte("\r"))), nil
+	}
 	var line []byte
 	discarded := 0
 	for {
-		frag, err := s.r.ReadSlice('\n')
 		if discarded == 0 && len(line)+len(frag) <= limit {
 			line = append(line, frag...)
 		} else {
@@ -203,6 +210,7 @@ func (s *session) readLine(limit int) (string, error) {
 			}
 		}
 		if err == bufio.ErrBufferFull {
+			frag, err = s.r.ReadSlice('\n')
 			continue
 		}
 		if err != nil {
@@ -717,7 +725,7 @@ func (s *session) cmdRetr(cmd command) error {
 	if i < 0 {
 		return s.badOrEnd(msg)
 	}
-	n, err := s.send(i, -1, strconv.FormatInt(s.msgs[i].Size, 10)+" octets")
+	n, err := s.send(i, -1, "")
 	if err != nil {
 		return err
 	}
@@ -746,7 +754,8 @@ func (s *session) cmdTop(cmd command) error {
 	return err
 }
 
-// send streams message i (all of it when lines < 0, else TOP's part).
+// send streams message i (all of it when lines < 0, else TOP's part),
+// after "+OK okText", or "+OK <size> octets" when okText is empty.
 // Once "+OK" is out, any failure ends the session: the client could not
 // tell a truncated message from a whole one.
 func (s *session) send(i, lines int, okText string) (int64, error) {
@@ -759,20 +768,45 @@ func (s *session) send(i, lines int, okText string) (int64, error) {
 		return 0, nil
 	}
 	defer rc.Close()
-	s.ok(okText)
-	dw := newDotWriter(s.w)
+	if okText == "" {
+		// Built in place: RETR is the hot path, no allocation per message.
+		s.bad = 0
+		s.w.WriteString("+OK ")
+		s.w.Write(strconv.AppendInt(s.num[:0], s.msgs[i].Size, 10))
+		s.w.WriteString(" octets\r\n")
+	} else {
+		s.ok(okText)
+	}
+	s.dw = dotWriter{w: &s.w, lineStart: true}
+	dw := &s.dw
 	var dst io.Writer = dw
 	if lines >= 0 {
 		dst = &topWriter{w: dw, lines: lines}
 	}
-	_, err = io.Copy(dst, rc)
-	if err != nil && !errors.Is(err, errTopDone) {
-		if dw.err == nil {
-			// A read error, not the client: log it.
-			s.srv.logger().Error("pop3 read", "user", s.login, "id", s.msgs[i].ID, "err", err)
-			s.end = "message read error"
+	// The file is read in large pieces into a pooled buffer (io.Copy
+	// would allocate 32 KiB per message); the output buffer sends the
+	// result in large writes.
+	buf := s.srv.bufs.get()
+	defer s.srv.bufs.put(buf)
+	for {
+		n, rerr := rc.Read(buf[:])
+		if n > 0 {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				if errors.Is(err, errTopDone) {
+					break
+				}
+				return dw.n, err
+			}
 		}
-		return dw.n, err
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			// A read error, not the client: log it.
+			s.srv.logger().Error("pop3 read", "user", s.login, "id", s.msgs[i].ID, "err", rerr)
+			s.end = "message read error"
+			return dw.n, rerr
+		}
 	}
 	if err := dw.Close(); err != nil {
 		return dw.n, err

@@ -24,8 +24,9 @@ type dotWriter struct {
 func newDotWriter(w io.Writer) *dotWriter { return &dotWriter{w: w, lineStart: true} }
 
 var (
-	crlf = []byte("\r\n")
-	dot  = []byte(".")
+	crlf    = []byte("\r\n")
+	dot     = []byte(".")
+	dotCRLF = []byte(".\r\n")
 )
 
 func (d *dotWriter) write(p []byte) {
@@ -34,22 +35,29 @@ func (d *dotWriter) write(p []byte) {
 	}
 }
 
+// Write converts p. Line ends are found with bytes.IndexByte, which is
+// vectorised, instead of bytes.IndexAny, which goes octet by octet: LF
+// first, and CR only where p has one at all (stored messages end their
+// lines with LF, so CR is usually found nowhere, in one pass).
 func (d *dotWriter) Write(p []byte) (int, error) {
 	total := len(p)
-	for len(p) > 0 && d.err == nil {
-		if d.cr {
-			d.cr = false
-			if p[0] == '\n' {
-				p = p[1:] // completes a CR LF already sent
-				continue
-			}
+	if d.cr && len(p) > 0 {
+		d.cr = false
+		if p[0] == '\n' {
+			p = p[1:] // completes a CR LF already sent
 		}
+	}
+	cr := bytes.IndexByte(p, '\r') // position of the next CR in p, or -1
+	for len(p) > 0 && d.err == nil {
 		if d.lineStart && p[0] == '.' {
 			d.write(dot) // byte-stuffing, RFC 1939 §3
 		}
-		d.lineStart = false
-		i := bytes.IndexAny(p, "\r\n")
+		i := bytes.IndexByte(p, '\n')
+		if cr >= 0 && (i < 0 || cr < i) {
+			i = cr
+		}
 		if i < 0 {
+			d.lineStart = false
 			d.write(p)
 			d.n += int64(len(p))
 			break
@@ -60,8 +68,21 @@ func (d *dotWriter) Write(p []byte) (int, error) {
 		d.write(crlf)
 		d.n += int64(i) + 2
 		d.lineStart = true
-		d.cr = p[i] == '\r'
-		p = p[i+1:]
+		next := i + 1
+		if p[i] == '\r' {
+			switch {
+			case next == len(p):
+				d.cr = true // an LF starting the next Write belongs to it
+			case p[next] == '\n':
+				next++
+			}
+		}
+		p = p[next:]
+		if cr >= 0 {
+			if cr -= next; cr < 0 {
+				cr = bytes.IndexByte(p, '\r')
+			}
+		}
 	}
 	if d.err != nil {
 		return 0, d.err
@@ -75,7 +96,7 @@ func (d *dotWriter) Close() error {
 	if !d.lineStart {
 		d.write(crlf)
 	}
-	d.write([]byte(".\r\n"))
+	d.write(dotCRLF)
 	d.lineStart, d.cr = true, false
 	return d.err
 }
