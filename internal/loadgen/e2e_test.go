@@ -245,3 +245,36 @@ func TestPOP3List(t *testing.T) {
 		t.Errorf("login %d list %d latency %+v", login, list, res.Latency)
 	}
 }
+
+func TestConns(t *testing.T) {
+	srv := startServer(t, "limits: {max_connections_per_ip: 100, max_connections: 100}")
+	res, err := RunConns(testCtx(t), ConnsConfig{SMTPAddr: srv.SMTP, POP3Addr: srv.POP3, Count: 40, Parallel: 10,
+		Hold: time.Millisecond, PID: srv.PID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops != 40 || len(res.Errors) != 0 || res.Latency.P50 <= 0 || res.Extra["greeted"] != int64(40) {
+		t.Fatalf("ops %d errors %v latency %+v extra %v", res.Ops, res.Errors, res.Latency, res.Extra)
+	}
+	idle, _ := res.Extra["rss_idle_kib"].(int64)
+	held, _ := res.Extra["rss_held_kib"].(int64)
+	per, _ := res.Extra["rss_per_conn_kib"].(float64)
+	if idle <= 0 || held <= 0 || per <= 0 {
+		t.Errorf("rss idle %d held %d per connection %v", idle, held, per)
+	}
+	t.Logf("rss idle %d KiB, held %d KiB, %.1f KiB per connection", idle, held, per)
+
+	// Over the per-address limit the server refuses with 421 / -ERR.
+	res, err = RunConns(testCtx(t), ConnsConfig{SMTPAddr: srv.SMTP, POP3Addr: srv.POP3, Count: 110, Parallel: 110, Hold: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (Connections of the run before may still count for a moment.)
+	refused := res.Errors["421"] + res.Errors["-ERR"]
+	if res.Ops > 100 || refused < 10 || res.Ops+refused != 110 {
+		t.Errorf("over the limit: ops %d errors %v", res.Ops, res.Errors)
+	}
+	if _, err := RunConns(testCtx(t), ConnsConfig{SMTPAddr: srv.SMTP, Count: 1 << 30}); err == nil {
+		t.Error("more connections than the file limit allows: no error")
+	}
+}
