@@ -200,6 +200,9 @@ func TestPOP3(t *testing.T) {
 		if res.Ops != 12 || res.Bytes != want || len(res.Errors) != 0 || res.Latency.P50 <= 0 || res.Server == nil {
 			t.Errorf("pipeline %d: ops %d bytes %d (want %d) errors %v latency %+v", pipeline, res.Ops, res.Bytes, want, res.Errors, res.Latency)
 		}
+		if run, _ := res.Extra["run_elapsed_ns"].(int64); run <= int64(res.Elapsed) || res.Elapsed < res.Latency.Max {
+			t.Errorf("pipeline %d: elapsed %v, whole run %v, max latency %v", pipeline, res.Elapsed, time.Duration(run), res.Latency.Max)
+		}
 		if wantP := map[int]int64{0: 0, 4: 2}[pipeline]; res.Extra["pipelined"] != wantP {
 			t.Errorf("pipeline %d: %v clients pipelined, want %d", pipeline, res.Extra["pipelined"], wantP)
 		}

@@ -47,6 +47,9 @@ func nearestRank(sorted []time.Duration, p int) time.Duration {
 // latency slice and hands it over when it ends.
 type run struct {
 	ops, bytes, nerrs atomic.Int64
+	// first and last bound the operations themselves (UnixNano), for
+	// scenarios whose rate must not include logging in; see window.
+	first, last atomic.Int64
 
 	mu     sync.Mutex
 	errs   map[string]int64
@@ -73,6 +76,22 @@ func (r *run) fail(kind string) {
 	r.mu.Unlock()
 }
 
+// window marks operations between t0 and t1; once any is marked, the
+// result's Elapsed and rates span the operations only, and the whole run
+// goes to Extra "run_elapsed_ns".
+func (r *run) window(t0, t1 time.Time) {
+	for a, b := t0.UnixNano(), r.first.Load(); b == 0 || a < b; b = r.first.Load() {
+		if r.first.CompareAndSwap(b, a) {
+			break
+		}
+	}
+	for a, b := t1.UnixNano(), r.last.Load(); a > b; b = r.last.Load() {
+		if r.last.CompareAndSwap(b, a) {
+			break
+		}
+	}
+}
+
 // addLatencies merges one worker's latencies.
 func (r *run) addLatencies(l []time.Duration) {
 	r.mu.Lock()
@@ -83,6 +102,10 @@ func (r *run) addLatencies(l []time.Duration) {
 // result closes the run: elapsed time, rates, percentiles, memory.
 func (r *run) result(scenario, name string, params map[string]any) Result {
 	elapsed := time.Since(r.start)
+	if first, last := r.first.Load(), r.last.Load(); first != 0 && last > first {
+		r.extra["run_elapsed_ns"] = int64(elapsed)
+		elapsed = time.Duration(last - first)
+	}
 	var mem *Memory
 	if r.sample != nil {
 		m := r.sample.Stop()
