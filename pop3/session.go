@@ -84,7 +84,9 @@ func (srv *Server) newSession(c net.Conn) *session {
 		s.raw = tc.NetConn()
 	}
 	s.conn = idle.New(c, 0)
-	s.r = bufio.NewReaderSize(s.conn, maxSASLLine)
+	// Room for one command line: an idle connection holds this buffer
+	// while it waits. Longer SASL lines are read in pieces (readLine).
+	s.r = bufio.NewReaderSize(s.conn, maxCommandLine)
 	s.w = output{w: s.conn, pool: &srv.bufs}
 	return s
 }
