@@ -45,6 +45,7 @@ func newRootCmd() *cobra.Command {
 		newPOP3ListCmd(),
 		newConnsCmd(),
 		newDiskCmd(),
+		newSuiteCmd(),
 	)
 	return root
 }

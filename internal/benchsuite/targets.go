@@ -103,7 +103,13 @@ func evaluate(rows map[string]loadgen.Result, idleKiB int64, p Params) []Target 
 	})
 	add(fmt.Sprintf("pop3-list %d msgs: session p50", p.ListMessages), "ms", "<", ms(listSessionLimit), roleList,
 		func(r loadgen.Result) (float64, string, bool) {
-			return ms(r.Latency.P50), "USER+PASS+STAT+LIST+UIDL+QUIT, bcrypt login included", true
+			note := "USER+PASS+STAT+LIST+UIDL+QUIT, bcrypt login included"
+			login, ok1 := number(r.Extra["login_p50_ns"])
+			list, ok2 := number(r.Extra["list_p50_ns"])
+			if ok1 && ok2 {
+				note += fmt.Sprintf(" (p50 login %.1f ms, LIST+UIDL %.1f ms)", login/1e6, list/1e6)
+			}
+			return ms(r.Latency.P50), note, true
 		})
 	add("conns: connections greeted", "conns", ">=", float64(p.Conns), roleConns, func(r loadgen.Result) (float64, string, bool) {
 		return float64(r.Ops), "", true
