@@ -39,7 +39,17 @@ test-interop: build
 interop-deps:
 	./scripts/install-debian-deps
 
-bench: build
+# The load suite of issue 6: a fresh buzon on loopback, every scenario with
+# fixed parameters, one table, the targets; results in bench/results.json.
+# It raises its own file-descriptor limit (10,000 connections need ~20,000).
+bench:
+	$(GO) build -o $(BIN)/buzon ./cmd/buzon
+	$(GO) build -o $(BIN)/buzon-bench ./cmd/buzon-bench
+	./$(BIN)/buzon-bench suite --buzon $(BIN)/buzon --out bench/results.json
+
+# Go micro-benchmarks of the hot paths.
+.PHONY: bench-micro
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 lint:
