@@ -12,16 +12,18 @@ import (
 	"github.com/buzon-mail/buzon/maildir"
 )
 
-// startServer starts the real buzon with users u1 and u2 (password
-// "secret12").
-func startServer(t *testing.T, yaml string) *testserver.Server {
+// startServer starts the real buzon with the given users (password
+// "secret12"). Each test has its own server, so they run in parallel.
+func startServer(t *testing.T, yaml string, users ...string) *testserver.Server {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts the buzon binary")
 	}
+	t.Parallel()
 	srv := testserver.Start(t, testserver.Options{YAML: yaml})
-	srv.AddUser(t, "u1", "secret12")
-	srv.AddUser(t, "u2", "secret12")
+	for _, u := range users {
+		srv.AddUser(t, u, "secret12")
+	}
 	return srv
 }
 
@@ -46,7 +48,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 func TestSMTP(t *testing.T) {
-	srv := startServer(t, "")
+	srv := startServer(t, "", "u1", "u2")
 	ctx := testCtx(t)
 	res, err := RunSMTP(ctx, SMTPConfig{
 		Addr: srv.SMTP, Messages: 40, Size: 3000, Conns: 4, PerConn: 7,
@@ -185,7 +187,7 @@ func fill(t *testing.T, srv *testserver.Server, n, size int, users ...string) {
 }
 
 func TestPOP3(t *testing.T) {
-	srv := startServer(t, "")
+	srv := startServer(t, "", "u1", "u2")
 	ctx := testCtx(t)
 	fill(t, srv, 6, 2000, "u1")
 	fill(t, srv, 6, 70000, "u2") // longer than the 64 KiB buffer
@@ -234,7 +236,7 @@ func TestPOP3(t *testing.T) {
 }
 
 func TestPOP3List(t *testing.T) {
-	srv := startServer(t, "")
+	srv := startServer(t, "", "u1")
 	fill(t, srv, 7, 600, "u1")
 	res, err := RunPOP3List(testCtx(t), POP3ListConfig{Addr: srv.POP3, Account: Account{"u1", "secret12"}, Sessions: 5, PID: srv.PID()})
 	if err != nil {
