@@ -14,13 +14,13 @@ import (
 
 // startServer starts the real buzon with the given users (password
 // "secret12"). Each test has its own server, so they run in parallel.
-func startServer(t *testing.T, yaml string, users ...string) *testserver.Server {
+func startServer(t *testing.T, opts testserver.Options, users ...string) *testserver.Server {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts the buzon binary")
 	}
 	t.Parallel()
-	srv := testserver.Start(t, testserver.Options{YAML: yaml})
+	srv := testserver.Start(t, opts)
 	for _, u := range users {
 		srv.AddUser(t, u, "secret12")
 	}
@@ -48,7 +48,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 func TestSMTP(t *testing.T) {
-	srv := startServer(t, "", "u1", "u2")
+	srv := startServer(t, testserver.Options{TLS: true}, "u1", "u2")
 	ctx := testCtx(t)
 	res, err := RunSMTP(ctx, SMTPConfig{
 		Addr: srv.SMTP, Messages: 40, Size: 3000, Conns: 4, PerConn: 7,
@@ -89,6 +89,21 @@ func TestSMTP(t *testing.T) {
 	if res.Ops != 3 || len(res.Errors) != 0 || res.Params["auth_user"] != "u1" {
 		t.Errorf("submission with AUTH: ops %d errors %v params %v", res.Ops, res.Errors, res.Params)
 	}
+	// STARTTLS (RFC 3207) on port 25, then AUTH over TLS.
+	res, err = RunSMTP(ctx, SMTPConfig{Addr: srv.SMTP, Messages: 3, Size: 800, Conns: 1, StartTLS: true, InsecureTLS: true,
+		Auth: &Account{"u2", "secret12"}, From: "u2@example.test", To: []string{"u1@example.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops != 3 || len(res.Errors) != 0 {
+		t.Errorf("STARTTLS: ops %d errors %v", res.Ops, res.Errors)
+	}
+	// Verifying the certificate of a private CA fails the handshake.
+	res, _ = RunSMTP(ctx, SMTPConfig{Addr: srv.SMTP, Messages: 1, Size: 800, StartTLS: true, To: []string{"u1@example.test"}})
+	if res.Ops != 0 || res.Errors["tls"] != 1 {
+		t.Errorf("STARTTLS with an unknown CA: ops %d errors %v", res.Ops, res.Errors)
+	}
+
 	// One attempt only: the server delays failed logins.
 	res, _ = RunSMTP(ctx, SMTPConfig{Addr: srv.Submission, Messages: 1, Size: 500, To: []string{"u2@example.test"},
 		Auth: &Account{"u1", "wrong"}})
@@ -187,7 +202,7 @@ func fill(t *testing.T, srv *testserver.Server, n, size int, users ...string) {
 }
 
 func TestPOP3(t *testing.T) {
-	srv := startServer(t, "", "u1", "u2")
+	srv := startServer(t, testserver.Options{}, "u1", "u2")
 	ctx := testCtx(t)
 	fill(t, srv, 6, 2000, "u1")
 	fill(t, srv, 6, 70000, "u2") // longer than the 64 KiB buffer
@@ -236,7 +251,7 @@ func TestPOP3(t *testing.T) {
 }
 
 func TestPOP3List(t *testing.T) {
-	srv := startServer(t, "", "u1")
+	srv := startServer(t, testserver.Options{}, "u1")
 	fill(t, srv, 7, 600, "u1")
 	res, err := RunPOP3List(testCtx(t), POP3ListConfig{Addr: srv.POP3, Account: Account{"u1", "secret12"}, Sessions: 5, PID: srv.PID()})
 	if err != nil {
@@ -252,7 +267,7 @@ func TestPOP3List(t *testing.T) {
 }
 
 func TestConns(t *testing.T) {
-	srv := startServer(t, "limits: {max_connections_per_ip: 100, max_connections: 100}")
+	srv := startServer(t, testserver.Options{YAML: "limits: {max_connections_per_ip: 100, max_connections: 100}"})
 	res, err := RunConns(testCtx(t), ConnsConfig{SMTPAddr: srv.SMTP, POP3Addr: srv.POP3, Count: 40, Parallel: 10,
 		Hold: time.Millisecond, PID: srv.PID()})
 	if err != nil {

@@ -162,7 +162,7 @@ func (c *smtpClient) connect(ctx context.Context) error {
 		host, _, _ := net.SplitHostPort(c.cfg.Addr)
 		tc := tls.Client(c.w.conn, &tls.Config{ServerName: host, InsecureSkipVerify: c.cfg.InsecureTLS})
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return fmt.Errorf("tls handshake: %w", err)
+			return tlsError{err}
 		}
 		c.w.use(tc)
 		// RFC 3207 §4.2: the client forgets what it knew and says EHLO again.

@@ -112,6 +112,12 @@ type dialError struct{ err error }
 func (e dialError) Error() string { return fmt.Sprintf("dial: %v", e.err) }
 func (e dialError) Unwrap() error { return e.err }
 
+// tlsError is a failed TLS handshake, counted as "tls".
+type tlsError struct{ err error }
+
+func (e tlsError) Error() string { return fmt.Sprintf("tls handshake: %v", e.err) }
+func (e tlsError) Unwrap() error { return e.err }
+
 // replyError is an unexpected protocol reply, counted by its code ("451",
 // "-ERR").
 type replyError struct {
@@ -125,11 +131,14 @@ func (e replyError) Error() string { return fmt.Sprintf("unexpected reply %q", e
 func kindOf(err error) string {
 	var re replyError
 	var de dialError
+	var te tlsError
 	switch {
 	case errors.As(err, &re):
 		return re.code
 	case errors.As(err, &de):
 		return "dial"
+	case errors.As(err, &te) && errKind(te.err) == "io":
+		return "tls"
 	}
 	return errKind(err)
 }
