@@ -30,8 +30,15 @@ func lfText(size int, dots bool) []byte {
 }
 
 // BenchmarkDotWriter runs the RETR transformation (CRLF line ends and
-// dot-stuffing) over stored text fed in 32 KiB reads, as a file read does.
-func BenchmarkDotWriter(b *testing.B) {
+// dot-stuffing) over stored text fed in 32 KiB reads, as a file read does,
+// into io.Discard.
+func BenchmarkDotWriter(b *testing.B) { benchDotWriter(b, false) }
+
+// BenchmarkDotWriterOutput is the same into a session's output buffer
+// (lines appended in place, 64 KiB writes to io.Discard): RETR's path.
+func BenchmarkDotWriterOutput(b *testing.B) { benchDotWriter(b, true) }
+
+func benchDotWriter(b *testing.B, session bool) {
 	for _, size := range []int{4 << 10, 25_000_000} {
 		for _, dots := range []bool{false, true} {
 			name := fmt.Sprintf("%s/dots=%v", sizeName(size), dots)
@@ -39,8 +46,13 @@ func BenchmarkDotWriter(b *testing.B) {
 				in := lfText(size, dots)
 				b.SetBytes(int64(size))
 				b.ReportAllocs()
+				var w io.Writer = io.Discard
+				o := &output{w: io.Discard, pool: &bufPool{}}
+				if session {
+					w = o
+				}
 				for b.Loop() {
-					d := newDotWriter(io.Discard)
+					d := newDotWriter(w)
 					for p := in; len(p) > 0; {
 						n := min(len(p), 32<<10)
 						if _, err := d.Write(p[:n]); err != nil {
@@ -49,6 +61,9 @@ func BenchmarkDotWriter(b *testing.B) {
 						p = p[n:]
 					}
 					if err := d.Close(); err != nil {
+						b.Fatal(err)
+					}
+					if err := o.Flush(); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -63,6 +63,22 @@ func writeTo[T string | []byte](o *output, p T) (int, error) {
 	return total, nil
 }
 
+// writeLine writes line and CRLF: in place when the buffer has room (the
+// common case in RETR, one call per line), else through Write.
+func (o *output) writeLine(line []byte) error {
+	if o.buf != nil && o.err == nil && o.n+len(line)+2 <= len(o.buf) {
+		o.n += copy(o.buf[o.n:], line)
+		o.buf[o.n], o.buf[o.n+1] = '\r', '\n'
+		o.n += 2
+		return nil
+	}
+	if _, err := o.Write(line); err != nil {
+		return err
+	}
+	_, err := o.Write(crlf)
+	return err
+}
+
 // send writes out what is pending, keeping the buffer.
 func (o *output) send() {
 	if o.n > 0 && o.err == nil {

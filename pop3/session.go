@@ -779,7 +779,7 @@ func (s *session) send(i, lines int, okText string) (int64, error) {
 	} else {
 		s.ok(okText)
 	}
-	s.dw = dotWriter{w: &s.w, lineStart: true}
+	s.dw = dotWriter{w: &s.w, out: &s.w, lineStart: true}
 	dw := &s.dw
 	var dst io.Writer = dw
 	if lines >= 0 {

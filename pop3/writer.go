@@ -14,14 +14,21 @@ import (
 // had no line end, so the count n of octets before stuffing equals
 // Message.Size. It streams: nothing is held beyond the caller's buffer.
 type dotWriter struct {
-	w         io.Writer
+	w io.Writer
+	// out is w when w is a session's output: lines are then appended to
+	// its buffer with their CRLF in one step.
+	out       *output
 	lineStart bool  // the next octet begins a line
 	cr        bool  // the last octet was a CR (already sent as CRLF)
 	n         int64 // octets of the CRLF form, before dot-stuffing
 	err       error
 }
 
-func newDotWriter(w io.Writer) *dotWriter { return &dotWriter{w: w, lineStart: true} }
+func newDotWriter(w io.Writer) *dotWriter {
+	d := &dotWriter{w: w, lineStart: true}
+	d.out, _ = w.(*output)
+	return d
+}
 
 var (
 	crlf    = []byte("\r\n")
@@ -62,10 +69,14 @@ func (d *dotWriter) Write(p []byte) (int, error) {
 			d.n += int64(len(p))
 			break
 		}
-		if i > 0 {
-			d.write(p[:i])
+		if d.out != nil && d.err == nil {
+			d.err = d.out.writeLine(p[:i])
+		} else {
+			if i > 0 {
+				d.write(p[:i])
+			}
+			d.write(crlf)
 		}
-		d.write(crlf)
 		d.n += int64(i) + 2
 		d.lineStart = true
 		next := i + 1

@@ -140,7 +140,107 @@ func FuzzDotWriter(f *testing.F) {
 		if d.n != size || d.n != int64(len(want)) {
 			t.Fatalf("count %d, maildir size %d, CRLF form %d", d.n, size, len(want))
 		}
+		// The session's path (lines appended to the output buffer) gives
+		// the same octets.
+		if got := throughOutput(t, []byte(in), step); got != out.String() {
+			t.Fatalf("through output %q, plain %q", got, out.String())
+		}
 	})
+}
+
+// throughOutput runs in through a dotWriter on a session output (pooled
+// buffer, in-place lines), in Writes of step octets.
+func throughOutput(t testing.TB, in []byte, step int) string {
+	t.Helper()
+	var sink bytes.Buffer
+	o := &output{w: &sink, pool: &bufPool{}}
+	d := newDotWriter(o)
+	if d.out != o {
+		t.Fatal("dotWriter does not use the output's line path")
+	}
+	for p := in; len(p) > 0; {
+		k := min(step, len(p))
+		if _, err := d.Write(p[:k]); err != nil {
+			t.Fatal(err)
+		}
+		p = p[k:]
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if o.buf != nil {
+		t.Fatal("buffer kept after Flush")
+	}
+	return sink.String()
+}
+
+// TestDotWriterLargeThroughOutput crosses the 64 KiB output buffer many
+// times, with lines of every length around it, lone CRs, CR LF split
+// between Writes and leading dots, and compares with the plain path.
+func TestDotWriterLargeThroughOutput(t *testing.T) {
+	var in bytes.Buffer
+	ends := []string{"\n", "\r\n", "\r", ""}
+	for i := 0; in.Len() < 400<<10; i++ {
+		if i%3 == 0 {
+			in.WriteByte('.')
+		}
+		n := (i * 7919) % 300
+		if i%50 == 0 {
+			n = ioBufSize - 1 + i%4 // a line about the buffer's size
+		}
+		in.WriteString(strings.Repeat("y", n))
+		in.WriteString(ends[i%len(ends)])
+	}
+	var plain bytes.Buffer
+	d := newDotWriter(&plain)
+	if _, err := d.Write(in.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	for _, step := range []int{1 << 20, 32 << 10, 4093, 1, 2} {
+		if step < 4 && testing.Short() {
+			continue
+		}
+		if got := throughOutput(t, in.Bytes(), step); got != plain.String() {
+			t.Fatalf("step %d: output path differs from the plain one", step)
+		}
+	}
+	want := crlfForm(in.String())
+	if got := unstuff(t, plain.String(), !strings.HasSuffix(want, "\r\n")); got != want {
+		t.Fatal("plain path differs from the reference")
+	}
+}
+
+// errWriter fails every write.
+type errWriter struct{ n int }
+
+func (w *errWriter) Write(p []byte) (int, error) { w.n++; return 0, io.ErrClosedPipe }
+
+func TestOutputStickyError(t *testing.T) {
+	w := &errWriter{}
+	o := &output{w: w, pool: &bufPool{}}
+	o.WriteString("+OK\r\n")
+	if err := o.Flush(); err != io.ErrClosedPipe {
+		t.Fatalf("Flush: %v", err)
+	}
+	if _, err := o.Write([]byte("x")); err != io.ErrClosedPipe {
+		t.Fatalf("Write after failure: %v", err)
+	}
+	if err := o.writeLine([]byte("x")); err != io.ErrClosedPipe {
+		t.Fatalf("writeLine after failure: %v", err)
+	}
+	if err := o.Flush(); err != io.ErrClosedPipe || w.n != 1 || o.buf != nil {
+		t.Fatalf("Flush again: %v, %d writes, buffer kept %v", err, w.n, o.buf != nil)
+	}
+	var sink bytes.Buffer
+	o.Reset(&sink)
+	o.WriteString("after reset")
+	if err := o.Flush(); err != nil || sink.String() != "after reset" {
+		t.Fatalf("after Reset: %v %q", err, sink.String())
+	}
 }
 
 func TestTopWriter(t *testing.T) {
