@@ -149,8 +149,10 @@ func (d *Delivery) commit() ([]string, error) {
 		}
 		names[i+1] = name
 	}
+	// Concurrent deliveries into the same new/ share its fsync: see
+	// dirSyncer for why each still gets one that covers its own entry.
 	for _, dir := range d.dirs {
-		if err := fs.SyncDir(filepath.Join(dir, "new")); err != nil {
+		if err := d.s.syncs.sync(fs, filepath.Join(dir, "new")); err != nil {
 			undo()
 			return nil, fmt.Errorf("fsync new: %w", err)
 		}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/buzon-mail/buzon/internal/atomicfile"
@@ -82,4 +84,82 @@ func (osFS) SyncFS(path string) error {
 // syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT).
 func IsDiskFull(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// dirSyncer shares directory fsyncs between concurrent deliveries (group
+// commit). Guarantee: a caller of sync(dir) returns only after an fsync of
+// dir that STARTED after sync was called has completed, so every entry
+// the caller renamed or linked into dir before calling is durable. A
+// caller arriving while an fsync of dir is in progress does not ride on
+// it (its entry may have missed it) but waits for the next one, which
+// serves every caller that arrived meanwhile. A failed fsync fails every
+// caller it served.
+type dirSyncer struct {
+	mu   sync.Mutex
+	dirs map[string]*dirSync // by directory path; one per new/ delivered to
+}
+
+// dirSync is the group-commit state of one directory.
+type dirSync struct {
+	cond    sync.Cond // on dirSyncer.mu
+	running bool      // an fsync of the directory is in progress
+	next    *syncRound
+}
+
+// syncRound is one fsync and the callers it serves.
+type syncRound struct {
+	waiters  int // callers served by this round (tests look at it)
+	finished bool
+	err      error
+}
+
+// sync fsyncs dir through fs, sharing the fsync with concurrent callers.
+func (y *dirSyncer) sync(fs FS, dir string) error {
+	y.mu.Lock()
+	if y.dirs == nil {
+		y.dirs = make(map[string]*dirSync)
+	}
+	ds := y.dirs[dir]
+	if ds == nil {
+		ds = &dirSync{}
+		ds.cond.L = &y.mu
+		y.dirs[dir] = ds
+	}
+	// Join the round that has not started yet: it starts after this point.
+	if ds.next == nil {
+		ds.next = &syncRound{}
+	}
+	r := ds.next
+	r.waiters++
+	for {
+		if r.finished {
+			y.mu.Unlock()
+			return r.err
+		}
+		if !ds.running {
+			// r is still ds.next (only its own callers start it): lead it.
+			ds.running = true
+			ds.next = nil
+			y.mu.Unlock()
+			err := fs.SyncDir(dir)
+			y.mu.Lock()
+			r.finished, r.err = true, err
+			ds.running = false
+			ds.cond.Broadcast()
+			y.mu.Unlock()
+			return err
+		}
+		ds.cond.Wait()
+	}
+}
+
+// forget drops the state of directories under prefix (an archived user).
+func (y *dirSyncer) forget(prefix string) {
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	for d, ds := range y.dirs {
+		if strings.HasPrefix(d, prefix) && !ds.running && ds.next == nil {
+			delete(y.dirs, d)
+		}
+	}
 }

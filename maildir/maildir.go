@@ -60,7 +60,8 @@ type Store struct {
 	log   *slog.Logger
 	names *namer
 
-	bufs sync.Pool // *bufio.Writer for deliveries
+	bufs  sync.Pool // *bufio.Writer for deliveries
+	syncs dirSyncer // shared fsyncs of new/ (group commit)
 
 	mu    sync.Mutex
 	sizes map[string]int64 // CRLF sizes computed for names without ,W= (key: maildir path + "\x00" + id)
@@ -195,6 +196,7 @@ func (s *Store) Archive(user, deletedRoot string) (string, error) {
 			return dst, fmt.Errorf("archive %s: %w", user, err)
 		}
 	}
+	s.syncs.forget(dir + string(filepath.Separator))
 	s.mu.Lock()
 	prefix := dir + "\x00"
 	for k := range s.sizes {

@@ -796,3 +796,183 @@ func TestNamesSortByTime(t *testing.T) {
 		t.Fatalf("time %d", pa.time)
 	}
 }
+
+// snapshotFS records, for every fsync of a new/ directory, the entries the
+// directory held when the fsync started; an fsync's entries count as
+// durable once it has completed. gate, when set, is called at the start of
+// every directory fsync (to hold it), fail decides its result.
+type snapshotFS struct {
+	osFS
+	mu      sync.Mutex
+	durable map[string]bool // names covered by a completed fsync
+	calls   int
+	gate    func(call int)
+	fail    func(call int) error
+}
+
+func (fs *snapshotFS) SyncDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	fs.mu.Lock()
+	fs.calls++
+	call, gate, fail := fs.calls, fs.gate, fs.fail
+	fs.mu.Unlock()
+	if gate != nil {
+		gate(call)
+	}
+	if fail != nil {
+		if err := fail(call); err != nil {
+			return err
+		}
+	}
+	if err := fs.osFS.SyncDir(dir); err != nil {
+		return err
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.durable == nil {
+		fs.durable = make(map[string]bool)
+	}
+	for _, e := range ents {
+		fs.durable[e.Name()] = true
+	}
+	return nil
+}
+
+func (fs *snapshotFS) covered(name string) bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.durable[name]
+}
+
+// TestSharedDirSync: concurrent deliveries share fsyncs of new/, yet each
+// Commit returns only after an fsync that started after its own rename.
+func TestSharedDirSync(t *testing.T) {
+	fs := &snapshotFS{}
+	s := newStore(t, fs, "u")
+	const workers, each = 20, 15
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				d, err := s.Begin("u")
+				if err == nil {
+					_, err = io.WriteString(d, "Subject: x\r\n\r\nbody\r\n")
+				}
+				var names []string
+				if err == nil {
+					names, err = d.Commit()
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !fs.covered(names[0]) {
+					errs <- fmt.Errorf("%s acknowledged before an fsync of new/ covered it", names[0])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Logf("%d deliveries, %d fsyncs of new/", workers*each, fs.calls)
+}
+
+// TestSharedDirSyncWaitsForNext: a delivery that renames while an fsync
+// of new/ is in progress is not acknowledged by that fsync but by the next
+// one; when that shared fsync fails, every delivery it served fails and
+// leaves nothing in new/.
+func TestSharedDirSyncWaitsForNext(t *testing.T) {
+	for _, failSecond := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fail=%v", failSecond), func(t *testing.T) {
+			entered, release := make(chan struct{}), make(chan struct{})
+			eio := errors.New("injected fsync failure")
+			fs := &snapshotFS{}
+			s := newStore(t, fs, "u")
+			fs.mu.Lock()
+			fs.calls = 0 // Create's fsyncs
+			fs.gate = func(call int) {
+				if call == 1 {
+					close(entered)
+					<-release
+				}
+			}
+			fs.fail = func(call int) error {
+				if failSecond && call == 2 {
+					return eio
+				}
+				return nil
+			}
+			fs.mu.Unlock()
+			type result struct {
+				names []string
+				err   error
+			}
+			send := func(out chan<- result) {
+				d, err := s.Begin("u")
+				if err != nil {
+					out <- result{nil, err}
+					return
+				}
+				io.WriteString(d, "Subject: x\r\n\r\nbody\r\n")
+				names, err := d.Commit()
+				out <- result{names, err}
+			}
+			first := make(chan result, 1)
+			go send(first)
+			<-entered // the first fsync is in progress (and held)
+			later := make(chan result, 2)
+			go send(later)
+			go send(later)
+			newDir := filepath.Join(s.Root(), "u", "new")
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				s.syncs.mu.Lock()
+				n := 0
+				if ds := s.syncs.dirs[newDir]; ds != nil && ds.next != nil {
+					n = ds.next.waiters
+				}
+				s.syncs.mu.Unlock()
+				if n == 2 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d deliveries waiting for the next fsync, want 2", n)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			close(release)
+			if r := <-first; r.err != nil {
+				t.Fatal(r.err)
+			}
+			for range 2 {
+				r := <-later
+				switch {
+				case failSecond && !errors.Is(r.err, eio):
+					t.Fatalf("delivery after a failed shared fsync: %v", r.err)
+				case !failSecond && r.err != nil:
+					t.Fatal(r.err)
+				case !failSecond && !fs.covered(r.names[0]):
+					t.Fatalf("%s acknowledged by an fsync that started before its rename", r.names[0])
+				}
+			}
+			if fs.calls != 2 {
+				t.Fatalf("%d fsyncs of new/, want 2 (the held one and one shared)", fs.calls)
+			}
+			want := 3
+			if failSecond {
+				want = 1
+			}
+			if n := dirNames(t, newDir); len(n) != want {
+				t.Fatalf("new/ holds %d messages, want %d", len(n), want)
+			}
+		})
+	}
+}
