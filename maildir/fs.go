@@ -2,13 +2,13 @@ package maildir
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
 	"sync"
 	"syscall"
 
-	"github.com/buzon-mail/buzon/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,19 +46,58 @@ type File interface {
 // osFS is the real file system.
 type osFS struct{}
 
+// OpenFile opens with open(2) and wraps the descriptor with os.NewFile:
+// os.OpenFile would also try (and, for a regular file, fail) to register
+// it with the network poller, four fcntl and one epoll_ctl call per
+// delivery for nothing. Files here are always blocking.
 func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
-	f, err := os.OpenFile(name, flag, perm)
+	fd, err := retryEINTR(func() (int, error) {
+		return unix.Open(name, flag|unix.O_CLOEXEC, uint32(perm.Perm()))
+	})
 	if err != nil {
-		return nil, err // not a typed nil in the interface
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
 	}
-	return f, nil
+	return os.NewFile(uintptr(fd), name), nil
 }
-func (osFS) Rename(o, n string) error                  { return os.Rename(o, n) }
+
+// Rename is rename(2) without os.Rename's extra lstat of the target (a
+// Maildir file is never renamed onto a directory).
+func (osFS) Rename(o, n string) error {
+	if _, err := retryEINTR(func() (int, error) { return 0, unix.Rename(o, n) }); err != nil {
+		return &os.LinkError{Op: "rename", Old: o, New: n, Err: err}
+	}
+	return nil
+}
 func (osFS) Link(o, n string) error                    { return os.Link(o, n) }
 func (osFS) Remove(name string) error                  { return os.Remove(name) }
 func (osFS) Mkdir(name string, perm os.FileMode) error { return os.Mkdir(name, perm) }
 
-func (osFS) SyncDir(dir string) error { return atomicfile.SyncDir(dir) }
+// SyncDir is open, fsync, close: three system calls (see OpenFile).
+func (osFS) SyncDir(dir string) error {
+	fd, err := retryEINTR(func() (int, error) {
+		return unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return fmt.Errorf("sync dir: %w", &os.PathError{Op: "open", Path: dir, Err: err})
+	}
+	_, err = retryEINTR(func() (int, error) { return 0, unix.Fsync(fd) })
+	unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("sync dir: %w", &os.PathError{Op: "fsync", Path: dir, Err: err})
+	}
+	return nil
+}
+
+// retryEINTR repeats a system call interrupted by a signal (Go's runtime
+// preempts with signals; the os package retries the same way).
+func retryEINTR(call func() (int, error)) (int, error) {
+	for {
+		n, err := call()
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
 
 func (osFS) SyncFS(path string) error {
 	d, err := os.Open(path)
