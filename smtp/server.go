@@ -65,6 +65,16 @@ func MaildirStore(s *maildir.Store) Store { return maildirStore{s} }
 type maildirStore struct{ s *maildir.Store }
 
 func (m maildirStore) Begin(users ...string) (Delivery, error) {
+	// Creating first would cost four mkdir calls per recipient and
+	// message, each taking the parent directory's lock; a missing Maildir
+	// is rare, so it is created only when Begin reports one.
+	d, err := m.s.Begin(users...)
+	switch {
+	case err == nil:
+		return d, nil
+	case !errors.Is(err, maildir.ErrNoMaildir):
+		return nil, err // not a typed nil in the interface
+	}
 	for _, u := range users {
 		if err := m.s.Create(u); err != nil {
 			return nil, err
