@@ -155,7 +155,12 @@ func (s *Server) deliverPlain(ss *session, tx envelope, r io.Reader, id, hdr str
 		return 0, storageError(err)
 	}
 	src := &readErr{r: r}
-	if _, err := io.Copy(d, src); err != nil {
+	// Neither side has ReadFrom or WriteTo, so io.Copy would allocate a
+	// 32 KiB buffer for every message: reuse pooled ones.
+	buf := s.copyBufs.Get().(*[]byte)
+	_, err = io.CopyBuffer(d, src, *buf)
+	s.copyBufs.Put(buf)
+	if err != nil {
 		d.Abort()
 		if src.err != nil {
 			s.log.Info("smtp message not received", "id", id, "ip", ss.ipString(), "err", src.err)

@@ -154,12 +154,18 @@ type dynamic struct {
 	ttime   time.Duration
 }
 
+// copyBufSize is the buffer a message is copied through from go-smtp's
+// reader to the delivery (which buffers 64 KiB itself).
+const copyBufSize = 32 << 10
+
 // Server serves SMTP on any number of listeners. Safe for concurrent use.
 type Server struct {
 	opts Options
 	log  *slog.Logger
 	dyn  atomic.Pointer[dynamic]
 	sem  chan struct{} // transformation slots
+
+	copyBufs sync.Pool // *[]byte of copyBufSize: message copy buffers
 
 	ctx    context.Context // canceled when Shutdown gives up waiting
 	cancel context.CancelFunc
@@ -195,6 +201,7 @@ func New(opts Options) (*Server, error) {
 		sem:   make(chan struct{}, opts.TransformMaxConcurrent),
 		conns: make(map[*conn]struct{}),
 	}
+	s.copyBufs.New = func() any { b := make([]byte, copyBufSize); return &b }
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.Reload(opts.Reloadable)
 	return s, nil
