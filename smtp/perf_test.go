@@ -145,6 +145,8 @@ func idleConns(tb testing.TB, n int) (bytesPerConn, goroutinesPerConn float64) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	grown := float64(after.HeapInuse+after.StackInuse) - float64(before.HeapInuse+before.StackInuse)
+	stack := float64(after.StackInuse) - float64(before.StackInuse)
+	tb.Logf("per connection: %.0f bytes heap, %.0f bytes stack", (grown-stack)/float64(n), stack/float64(n))
 	return grown / float64(n), float64(runtime.NumGoroutine()-g0) / float64(n)
 }
 
