@@ -5,8 +5,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,11 +39,68 @@ var message4K = func() []byte {
 // Logging is at info level into io.Discard, so formatting is paid as in
 // `buzon serve`.
 func BenchmarkSMTPParallel20(b *testing.B) {
-	const workers = 20
+	clients := benchClients(b, 20)
+	b.SetBytes(int64(len(message4K)))
+	b.ResetTimer()
+	lat, elapsed, err := sendAll(clients, b.N)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(percentile(lat, 0.50), "p50-ms")
+	b.ReportMetric(percentile(lat, 0.99), "p99-ms")
+}
+
+// BenchmarkSMTPVersusDisk20 puts SMTP delivery next to the disk's own
+// limit on a shared, noisy disk: it alternates rounds of 200 messages of
+// the raw durable-write loop (20 goroutines each: create tmp/<unique>,
+// write 4 KiB, fsync, close, rename into new/, fsync new/; as
+// maildir.BenchmarkDiskLimit20) and of BenchmarkSMTPParallel20's traffic,
+// b.N messages of each in all, so both see the same disk conditions. It
+// reports both rates and SMTP's as a percentage of the disk's.
+func BenchmarkSMTPVersusDisk20(b *testing.B) {
+	const round = 200
+	clients := benchClients(b, 20)
+	dir := b.TempDir()
+	for _, d := range []string{"tmp", "new"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var diskTime, smtpTime time.Duration
+	var lat []time.Duration
+	var seq atomic.Int64
+	b.ResetTimer()
+	for done := 0; done < b.N; done += round {
+		n := min(round, b.N-done)
+		el, err := diskLoop(dir, &seq, 20, n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		diskTime += el
+		l, el, err := sendAll(clients, n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		smtpTime += el
+		lat = append(lat, l...)
+	}
+	b.StopTimer()
+	disk, smtp := float64(b.N)/diskTime.Seconds(), float64(b.N)/smtpTime.Seconds()
+	b.ReportMetric(disk, "disk-msgs/s")
+	b.ReportMetric(smtp, "smtp-msgs/s")
+	b.ReportMetric(100*smtp/disk, "smtp-%-of-disk")
+	b.ReportMetric(percentile(lat, 0.99), "p99-ms")
+}
+
+// benchClients starts a server (info logging into io.Discard) and opens n
+// greeted client connections to its port 25.
+func benchClients(b *testing.B, n int) []*gosmtp.Client {
 	h := start(b, func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	})
-	clients := make([]*gosmtp.Client, workers)
+	clients := make([]*gosmtp.Client, n)
 	for i := range clients {
 		c, err := gosmtp.Dial(h.mx)
 		if err != nil {
@@ -52,16 +112,21 @@ func BenchmarkSMTPParallel20(b *testing.B) {
 		clients[i] = c
 		b.Cleanup(func() { c.Close() })
 	}
+	return clients
+}
+
+// sendAll sends n 4 KiB messages over all clients at once (even clients
+// to alice, odd ones to bob) and returns each transaction's latency and
+// the time taken.
+func sendAll(clients []*gosmtp.Client, n int) ([]time.Duration, time.Duration, error) {
 	var (
 		next atomic.Int64
 		mu   sync.Mutex
 		lat  []time.Duration
+		wg   sync.WaitGroup
 	)
-	errs := make(chan error, workers)
-	b.SetBytes(int64(len(message4K)))
-	b.ResetTimer()
+	errs := make(chan error, len(clients))
 	start := time.Now()
-	var wg sync.WaitGroup
 	for i, c := range clients {
 		rcpt := []string{"alice@example.org"}
 		if i%2 == 1 {
@@ -70,7 +135,7 @@ func BenchmarkSMTPParallel20(b *testing.B) {
 		wg.Go(func() {
 			var mine []time.Duration
 			defer func() { mu.Lock(); lat = append(lat, mine...); mu.Unlock() }()
-			for next.Add(1) <= int64(b.N) {
+			for next.Add(1) <= int64(n) {
 				t0 := time.Now()
 				if err := c.SendMail("x@remote.test", rcpt, bytes.NewReader(message4K)); err != nil {
 					errs <- err
@@ -82,18 +147,70 @@ func BenchmarkSMTPParallel20(b *testing.B) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	b.StopTimer()
 	close(errs)
-	if err := <-errs; err != nil {
-		b.Fatal(err)
+	return lat, elapsed, <-errs
+}
+
+// diskLoop is the raw durable-write loop: n messages from workers
+// goroutines into dir/tmp and dir/new.
+func diskLoop(dir string, seq *atomic.Int64, workers, n int) (time.Duration, error) {
+	tmp, newDir := filepath.Join(dir, "tmp"), filepath.Join(dir, "new")
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	one := func() error {
+		name := strconv.FormatInt(seq.Add(1), 10)
+		f, err := os.OpenFile(filepath.Join(tmp, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(message4K)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(filepath.Join(tmp, name), filepath.Join(newDir, name))
+		}
+		if err != nil {
+			return err
+		}
+		d, err := os.Open(newDir)
+		if err != nil {
+			return err
+		}
+		err = d.Sync()
+		if cerr := d.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				if err := one(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	return elapsed, <-errs
+}
+
+// percentile of sorted-on-demand latencies, in milliseconds.
+func percentile(lat []time.Duration, p float64) float64 {
+	if len(lat) == 0 {
+		return 0
 	}
 	slices.Sort(lat)
-	pct := func(p float64) float64 {
-		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
-	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
+	return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
 }
 
 // idleConns opens n SMTP connections to a server wired as `buzon serve`
