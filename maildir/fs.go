@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -177,7 +178,13 @@ func (y *dirSyncer) sync(fs FS, dir string) error {
 		}
 		if !ds.running {
 			// r is still ds.next (only its own callers start it): lead it.
+			// Deliveries whose file fsyncs completed in the same journal
+			// commit as ours reach this point together: yield once so
+			// they can join r before it is closed and its fsync starts.
 			ds.running = true
+			y.mu.Unlock()
+			runtime.Gosched()
+			y.mu.Lock()
 			ds.next = nil
 			y.mu.Unlock()
 			err := fs.SyncDir(dir)
