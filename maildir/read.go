@@ -50,20 +50,34 @@ func (m *Maildir) scan() ([]entry, error) {
 			ents = append(ents, entry{p: p, loc: loc{sub, n}})
 		}
 	}
-	slices.SortFunc(ents, func(a, b entry) int {
-		if c := cmp.Compare(a.p.time, b.p.time); c != 0 {
+	// Sort 16-octet keys rather than the entries themselves (72 octets
+	// each): on a 50,000-message maildrop the sort moves a fifth of the
+	// memory. The id breaks ties of the delivery time.
+	keys := make([]sortKey, len(ents))
+	for i := range ents {
+		keys[i] = sortKey{time: ents[i].p.time, idx: int32(i)}
+	}
+	slices.SortFunc(keys, func(a, b sortKey) int {
+		if c := cmp.Compare(a.time, b.time); c != 0 {
 			return c
 		}
-		return strings.Compare(a.p.id, b.p.id)
+		return strings.Compare(ents[a.idx].p.id, ents[b.idx].p.id)
 	})
-	out := ents[:0]
-	for i, e := range ents {
-		if i > 0 && e.p.id == ents[i-1].p.id {
+	out := make([]entry, 0, len(ents))
+	for _, k := range keys {
+		e := ents[k.idx]
+		if n := len(out); n > 0 && e.p.id == out[n-1].p.id {
 			continue
 		}
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// sortKey orders scan's entries: delivery time, then index into them.
+type sortKey struct {
+	time int64
+	idx  int32
 }
 
 // List returns the messages of new/ and cur/, oldest delivery first (by
