@@ -203,3 +203,43 @@ func BenchmarkRetr25MB(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkListSession50k is the pop3-list scenario without the password
+// check: connect, log in (lock and list the maildrop), STAT, LIST, UIDL,
+// QUIT on a 50,000-message maildrop; time per session.
+func BenchmarkListSession50k(b *testing.B) {
+	store, err := maildir.New(b.TempDir(), maildir.Options{Hostname: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := store.Create("alice"); err != nil {
+		b.Fatal(err)
+	}
+	bt, err := store.Batch("alice")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 50000 {
+		if _, err := bt.Add(strings.NewReader("Subject: " + strconv.Itoa(i) + "\n\nbody\n")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := bt.Close(); err != nil {
+		b.Fatal(err)
+	}
+	addr := startServer(b, newTestServer(MaildirStore(store)))
+	b.ReportAllocs()
+	for b.Loop() {
+		c := dial(b, addr)
+		c.login("alice", "secret")
+		c.cmd("STAT")
+		for _, cmd := range []string{"LIST", "UIDL"} {
+			c.cmd(cmd)
+			if n := len(c.multi()); n != 50000 {
+				b.Fatalf("%s: %d lines", cmd, n)
+			}
+		}
+		c.cmd("QUIT")
+		c.conn.Close()
+	}
+}
