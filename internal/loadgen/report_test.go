@@ -16,6 +16,7 @@ func TestTableAndJSON(t *testing.T) {
 			Latency: Latency{P50: 500 * time.Microsecond, P90: 2 * time.Millisecond, P99: 20 * time.Millisecond, Max: 2 * time.Second},
 			Errors:  map[string]int64{"550": 3, "eof": 1},
 			Server:  &Memory{PID: 1, BeforeKiB: 10240, PeakKiB: 20480, AfterKiB: 15000},
+			Samples: []time.Duration{time.Millisecond, 2 * time.Second},
 		},
 		{Scenario: "disk", Name: "disk", Ops: 1},
 	}
@@ -38,6 +39,9 @@ func TestTableAndJSON(t *testing.T) {
 	var back []Result
 	if err := json.Unmarshal(jb.Bytes(), &back); err != nil {
 		t.Fatal(err)
+	}
+	if back[0].Samples != nil {
+		t.Errorf("samples went into the JSON: %s", jb.String())
 	}
 	if len(back) != 2 || back[0].Latency != rs[0].Latency || back[0].Errors["550"] != 3 || *back[0].Server != *rs[0].Server || back[1].Server != nil {
 		t.Errorf("JSON round trip: %+v", back)

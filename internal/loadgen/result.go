@@ -26,6 +26,10 @@ type Result struct {
 	// Latency is per operation: one SMTP transaction (MAIL to the reply
 	// after DATA), one RETR, one pop3-list session, one disk write.
 	Latency Latency `json:"latency"`
+	// Samples are the per-operation latencies behind Latency, sorted. They
+	// stay out of the JSON (thousands of numbers per row) but let Merge
+	// compute the percentiles of several rounds exactly.
+	Samples []time.Duration `json:"-"`
 	// Errors counts failures by reply code ("451", "-ERR") or by kind
 	// ("dial", "timeout", "eof").
 	Errors map[string]int64 `json:"errors,omitempty"`

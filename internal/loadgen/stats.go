@@ -120,7 +120,8 @@ func (r *run) result(scenario, name string, params map[string]any) Result {
 		Ops:      r.ops.Load(),
 		Bytes:    r.bytes.Load(),
 		Elapsed:  elapsed,
-		Latency:  percentiles(r.lats),
+		Latency:  percentiles(r.lats), // sorts r.lats
+		Samples:  r.lats,
 		Server:   mem,
 	}
 	if s := elapsed.Seconds(); s > 0 {

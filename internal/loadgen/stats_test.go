@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -68,6 +69,9 @@ func TestRunDisk(t *testing.T) {
 	}
 	if res.Ops != 30 || res.Bytes != 30000 || len(res.Errors) != 0 || res.Latency.Max <= 0 || res.OpsPerSec <= 0 {
 		t.Errorf("result = %+v", res)
+	}
+	if len(res.Samples) != 30 || !slices.IsSorted(res.Samples) || res.Samples[29] != res.Latency.Max {
+		t.Errorf("samples %v, want 30 sorted ending at max %v", res.Samples, res.Latency.Max)
 	}
 	if res.Scenario != "disk" || res.Name != "disk w=4 30x1000B" {
 		t.Errorf("scenario %q name %q", res.Scenario, res.Name)
