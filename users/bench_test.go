@@ -46,11 +46,35 @@ func BenchmarkAuthenticateMinCost(b *testing.B) {
 	}
 }
 
+// BenchmarkAuthenticateRemembered is a repeated successful login at the
+// production cost, answered by the verification cache after the first.
+func BenchmarkAuthenticateRemembered(b *testing.B) {
+	s, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	if err := s.Add("bob", "correct-horse", false); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.Authenticate(ctx, "bob", "correct-horse"); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Authenticate(ctx, "bob", "correct-horse"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func benchStore(b *testing.B) *Store { return benchStoreCost(b, bcrypt.DefaultCost) }
 
 func benchStoreCost(b *testing.B, cost int) *Store {
 	b.Helper()
-	s, err := Open(b.TempDir(), Options{BcryptCost: cost})
+	// Nothing remembered: every iteration pays the full check.
+	s, err := Open(b.TempDir(), Options{BcryptCost: cost, VerifyCacheTTL: -1})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,7 +14,9 @@
 // Passwords are stored only as bcrypt hashes and are never logged. A check
 // for an unknown user runs the same bcrypt comparison, against a dummy hash
 // of the same cost, as one for a known user, so response time does not tell
-// whether a name exists; a semaphore bounds how many run at once.
+// whether a name exists; a semaphore bounds how many run at once. A
+// successful check is remembered for a while (see verifyCache), so a mail
+// client that logs in every few minutes pays bcrypt once, not every time.
 // See docs/users.md.
 package users
 
@@ -32,6 +34,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/buzon-mail/buzon/internal/atomicfile"
 	"golang.org/x/crypto/bcrypt"
@@ -66,7 +69,13 @@ type Options struct {
 	BcryptCost int
 	// MaxConcurrentChecks bounds password checks running at once (0: NumCPU).
 	MaxConcurrentChecks int
-	Logger              *slog.Logger
+	// VerifyCacheTTL is how long a successful password check is
+	// remembered (0: DefaultVerifyCacheTTL; negative: not at all).
+	VerifyCacheTTL time.Duration
+	// VerifyCacheSize bounds the accounts remembered at once (0:
+	// DefaultVerifyCacheSize).
+	VerifyCacheSize int
+	Logger          *slog.Logger
 }
 
 // Store is safe for concurrent use by many goroutines and processes.
@@ -81,6 +90,8 @@ type Store struct {
 	sem chan struct{}
 	// dummyHash is compared against when the user does not exist.
 	dummyHash []byte
+	// verified remembers recent successful checks; nil when disabled.
+	verified *verifyCache
 
 	// writeMu serialises changes within this process; the flock on
 	// users.lock serialises them across processes.
@@ -133,6 +144,20 @@ func Open(dataDir string, opts Options) (*Store, error) {
 		log:      opts.Logger,
 		sem:      make(chan struct{}, n),
 		compare:  bcrypt.CompareHashAndPassword,
+	}
+	if opts.VerifyCacheTTL >= 0 {
+		ttl, size := opts.VerifyCacheTTL, opts.VerifyCacheSize
+		if ttl == 0 {
+			ttl = DefaultVerifyCacheTTL
+		}
+		if size <= 0 {
+			size = DefaultVerifyCacheSize
+		}
+		vc, err := newVerifyCache(ttl, size, time.Now)
+		if err != nil {
+			return nil, err
+		}
+		s.verified = vc
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -348,12 +373,12 @@ func (s *Store) limit() int {
 // unreadable store is reported as such (callers answer with a temporary
 // failure, not "wrong password").
 func (s *Store) Authenticate(ctx context.Context, name, password string) (User, error) {
-	if err := s.acquire(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
 		return User{}, fmt.Errorf("users: authenticate: %w", err)
 	}
-	defer s.release()
 	hash := s.dummyHash
 	var u User
+	var stored string
 	ok := false
 	if n, err := Normalize(name); err == nil {
 		sn, err := s.snapshot()
@@ -361,7 +386,7 @@ func (s *Store) Authenticate(ctx context.Context, name, password string) (User, 
 			return User{}, err
 		}
 		if r, found := sn.users[n]; found {
-			hash, u, ok = []byte(r.Hash), User{Name: n, Admin: r.Admin}, true
+			hash, stored, u, ok = []byte(r.Hash), r.Hash, User{Name: n, Admin: r.Admin}, true
 		}
 	}
 	pw := []byte(password)
@@ -370,10 +395,26 @@ func (s *Store) Authenticate(ctx context.Context, name, password string) (User, 
 		// so fail, but only after the same work.
 		pw, ok = pw[:MaxPasswordLen], false
 	}
+	// A password that passed bcrypt against this very hash a short while
+	// ago passes again without it. Only successes are remembered: a wrong
+	// password, or an unknown user, always pays the full comparison below.
+	if ok && s.verified.match(u.Name, stored, pw) {
+		return u, nil
+	}
+	if err := s.acquire(ctx); err != nil {
+		return User{}, fmt.Errorf("users: authenticate: %w", err)
+	}
+	defer s.release()
+	// Logins of one account often come in bursts (a client opening several
+	// connections); those that waited for a slot may find it remembered.
+	if ok && s.verified.match(u.Name, stored, pw) {
+		return u, nil
+	}
 	// Exactly one comparison whatever happened above.
 	if err := s.compare(hash, pw); err != nil || !ok {
 		return User{}, ErrAuthFailed
 	}
+	s.verified.remember(u.Name, stored, pw)
 	return u, nil
 }
 
@@ -497,6 +538,7 @@ func (s *Store) Delete(name string) error {
 	if err != nil {
 		return err
 	}
+	s.verified.forget(n)
 	s.log.Info("user deleted")
 	return nil
 }
@@ -532,6 +574,7 @@ func (s *Store) SetPassword(name, password string) error {
 	if err != nil {
 		return err
 	}
+	s.verified.forget(n)
 	s.log.Info("password changed")
 	return nil
 }

@@ -208,10 +208,10 @@ func TestAuthenticate(t *testing.T) {
 
 // TestAuthenticateSameWork shows structurally that every attempt, whether
 // the user exists or not, runs exactly one bcrypt comparison against a hash
-// of the configured cost.
+// of the configured cost (with nothing remembered; see verify_test.go).
 func TestAuthenticateSameWork(t *testing.T) {
 	const cost = bcrypt.MinCost + 1
-	s := openTest(t, t.TempDir(), Options{BcryptCost: cost})
+	s := openTest(t, t.TempDir(), Options{BcryptCost: cost, VerifyCacheTTL: -1})
 	mustAdd(t, s, "bob", "right", false)
 	var calls int
 	var costs []int
@@ -243,7 +243,7 @@ func TestAuthenticateSameWork(t *testing.T) {
 }
 
 func TestConcurrentChecksBounded(t *testing.T) {
-	s := openTest(t, t.TempDir(), Options{MaxConcurrentChecks: 2})
+	s := openTest(t, t.TempDir(), Options{MaxConcurrentChecks: 2, VerifyCacheTTL: -1})
 	mustAdd(t, s, "bob", "pw", false)
 	var inFlight, peak, total atomic.Int32
 	entered := make(chan struct{}, 100)
