@@ -99,6 +99,10 @@ func TestParamsValidate(t *testing.T) {
 		func(p *Params) { p.SMTPConns = []int{1, 0} },
 		func(p *Params) { p.Conns = 0 },
 		func(p *Params) { p.ListMsgSize = 100 },
+		func(p *Params) { p.PairRounds = 0 },
+		func(p *Params) { p.PairRounds = p.DiskOps + 1 },
+		func(p *Params) { p.PairRounds = p.SMTPMessages + 1 },
+		func(p *Params) { p.SMTPTargetConns = 0 },
 	}
 	for i, f := range bad {
 		p := QuickParams()

@@ -29,6 +29,12 @@ type Params struct {
 	SMTPTargetConns int   `json:"smtp_target_conns"`
 	SinkUsers       int   `json:"sink_users"`
 
+	// PairRounds splits the disk limit and the SMTPTargetConns row into
+	// that many alternating rounds (disk, smtp, disk, smtp…), each row the
+	// merge of its rounds: a shared disk's rate drifts within minutes, and
+	// the target compares the two, so both must sample the same minutes.
+	PairRounds int `json:"pair_rounds"`
+
 	// POP3: POP3Users mailboxes of POP3Messages messages each, filled
 	// through SMTP with FillConns connections, read by one client per
 	// mailbox, once without pipelining and once with POP3Pipeline RETRs in
@@ -68,6 +74,7 @@ func DefaultParams() Params {
 		SMTPConns:       []int{1, 20, 50},
 		SMTPTargetConns: 20,
 		SinkUsers:       20,
+		PairRounds:      5,
 		POP3Users:       4,
 		POP3Messages:    5000,
 		FillConns:       20,
@@ -93,6 +100,7 @@ func QuickParams() Params {
 		SMTPConns:       []int{1, 4},
 		SMTPTargetConns: 4,
 		SinkUsers:       2,
+		PairRounds:      2,
 		POP3Users:       2,
 		POP3Messages:    20,
 		FillConns:       4,
@@ -115,7 +123,8 @@ func (p Params) Validate() error {
 		v    int
 	}{
 		{"msg_size", p.MsgSize}, {"disk_workers", p.DiskWorkers}, {"disk_ops", p.DiskOps},
-		{"smtp_messages", p.SMTPMessages}, {"sink_users", p.SinkUsers},
+		{"smtp_messages", p.SMTPMessages}, {"smtp_target_conns", p.SMTPTargetConns}, {"sink_users", p.SinkUsers},
+		{"pair_rounds", p.PairRounds},
 		{"pop3_users", p.POP3Users}, {"pop3_messages", p.POP3Messages}, {"fill_conns", p.FillConns},
 		{"large_size", p.LargeSize}, {"list_messages", p.ListMessages}, {"list_msg_size", p.ListMsgSize},
 		{"list_sessions", p.ListSessions}, {"conns", p.Conns}, {"conns_parallel", p.ConnsParallel},
@@ -133,6 +142,10 @@ func (p Params) Validate() error {
 			return fmt.Errorf("bench params: smtp_conns holds %d", c)
 		}
 	}
+	if p.PairRounds > p.DiskOps || p.PairRounds > p.SMTPMessages {
+		return fmt.Errorf("bench params: pair_rounds %d leaves a round of disk_ops %d or smtp_messages %d empty",
+			p.PairRounds, p.DiskOps, p.SMTPMessages)
+	}
 	if p.ListMsgSize < 512 {
 		return fmt.Errorf("bench params: list_msg_size %d is below 512 (the header alone)", p.ListMsgSize)
 	}
@@ -146,6 +159,8 @@ func (p Params) Print(w io.Writer) {
 	fmt.Fprintf(w, "  disk limit                  %d durable writes, %d workers\n", p.DiskOps, p.DiskWorkers)
 	fmt.Fprintf(w, "  smtp                        %d msgs per row, conns %v, %d recipients round-robin; targets judge c=%d\n",
 		p.SMTPMessages, p.SMTPConns, p.SinkUsers, p.SMTPTargetConns)
+	fmt.Fprintf(w, "  rounds                      disk limit and smtp c=%d in %d alternating rounds (disk, smtp, disk, ...), run first; each row merges its rounds\n",
+		p.SMTPTargetConns, p.PairRounds)
 	fmt.Fprintf(w, "  pop3                        %d mailboxes x %d msgs (filled by smtp c=%d), pipeline off and %d\n",
 		p.POP3Users, p.POP3Messages, p.FillConns, p.POP3Pipeline)
 	fmt.Fprintf(w, "  large message               %d B (smtp, then pop3)\n", p.LargeSize)

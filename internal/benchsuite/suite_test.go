@@ -44,7 +44,25 @@ func TestRunQuick(t *testing.T) {
 	p := QuickParams()
 	// disk, one smtp row per conns value, fill, 2 pop3, 2 large, list, conns
 	if want := 1 + len(p.SMTPConns) + 1 + 2 + 2 + 1 + 1; len(rep.Results) != want {
-		t.Errorf("%d rows, want %d", len(rep.Results), want)
+		t.Fatalf("%d rows, want %d", len(rep.Results), want)
+	}
+	// The disk limit and the target smtp row come first, each merged from
+	// its alternating rounds.
+	for i, want := range []struct {
+		name string
+		ops  int
+	}{
+		{"disk limit 40x4KiB w=4, 2 rounds", p.DiskOps},
+		{"smtp 50x4KiB c=4, 2 rounds alternating with disk", p.SMTPMessages},
+	} {
+		r := rep.Results[i]
+		perRound, _ := r.Extra["round_ops_per_sec"].([]float64)
+		if r.Name != want.name || r.Ops != int64(want.ops) || r.Extra["rounds"] != p.PairRounds || len(perRound) != p.PairRounds {
+			t.Errorf("row %d: %q, %d ops, extra %v; want %q, %d ops in %d rounds", i, r.Name, r.Ops, r.Extra, want.name, want.ops, p.PairRounds)
+		}
+	}
+	if n := strings.Count(progress.String(), "(round "); n != 2*2*p.PairRounds {
+		t.Errorf("%d progress lines name a round, want %d", n, 4*p.PairRounds)
 	}
 	for _, r := range rep.Results {
 		if r.Ops <= 0 {
@@ -66,6 +84,9 @@ func TestRunQuick(t *testing.T) {
 	for _, tg := range rep.Targets {
 		if strings.Contains(tg.Note, "not") && strings.Contains(tg.Note, "measured") {
 			t.Errorf("target %q: %s", tg.Name, tg.Note)
+		}
+		if strings.HasSuffix(tg.Name, "throughput") && !strings.Contains(tg.Note, "per round ") {
+			t.Errorf("target %q: note %q lacks the per-round shares", tg.Name, tg.Note)
 		}
 	}
 	for _, step := range []string{"[1/", "pop3-list", "conns"} {
@@ -93,7 +114,7 @@ func TestRunQuick(t *testing.T) {
 	}
 	var out bytes.Buffer
 	rep.Print(&out)
-	if !strings.Contains(out.String(), "targets met") {
+	if !strings.Contains(out.String(), "targets met") || !strings.Contains(out.String(), "in 2 alternating rounds") {
 		t.Errorf("printed report:\n%s", out.String())
 	}
 	t.Logf("report:\n%s", out.String())

@@ -115,6 +115,42 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
+func TestSMTPTargetNoteRounds(t *testing.T) {
+	rounds := func(v ...float64) map[string]any { return map[string]any{"round_ops_per_sec": v} }
+	tests := []struct {
+		name       string
+		disk, smtp map[string]any
+		want       string
+	}{
+		{"one row each", nil, nil,
+			"90% of the disk's 1000 durable writes/s; every message fsynced before its 250"},
+		{"paired rounds", rounds(500, 1500), rounds(400, 1200),
+			"90% of the disk's 1000 durable writes/s over all rounds; per round 80/80%; every message fsynced before its 250"},
+		{"after a JSON round trip", map[string]any{"round_ops_per_sec": []any{1000.0, 2000.0, 500.0}},
+			map[string]any{"round_ops_per_sec": []any{900.0, 1000.0, 500.0}},
+			"90% of the disk's 1000 durable writes/s over all rounds; per round 90/50/100%; every message fsynced before its 250"},
+		{"rounds that do not pair", rounds(500, 1500), rounds(400, 1200, 900),
+			"90% of the disk's 1000 durable writes/s; every message fsynced before its 250"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows := goodRows()
+			d, s := rows[roleDisk], rows[roleSMTP]
+			d.Extra, s.Extra = tt.disk, tt.smtp
+			rows[roleDisk], rows[roleSMTP] = d, s
+			for _, tg := range evaluate(rows, 20*1024, DefaultParams()) {
+				if tg.Name == "smtp c=20 throughput" {
+					if tg.Note != tt.want || tg.Value != 900 || tg.Limit != 800 {
+						t.Errorf("value %v limit %v note %q, want 900, 800, %q", tg.Value, tg.Limit, tg.Note, tt.want)
+					}
+					return
+				}
+			}
+			t.Error("no throughput target")
+		})
+	}
+}
+
 func TestEvaluateValues(t *testing.T) {
 	ts := evaluate(goodRows(), 20*1024, DefaultParams())
 	want := map[string]struct{ value, limit float64 }{
