@@ -264,6 +264,10 @@ func TestPOP3List(t *testing.T) {
 	if login <= 0 || list <= 0 || time.Duration(login+list) > res.Latency.Max {
 		t.Errorf("login %d list %d latency %+v", login, list, res.Latency)
 	}
+	first, firstLogin := res.Extra["first_session_ns"].(int64), res.Extra["first_login_ns"].(int64)
+	if firstLogin <= 0 || firstLogin > first || time.Duration(first) > res.Latency.Max {
+		t.Errorf("first session %d, its login %d, latency %+v", first, firstLogin, res.Latency)
+	}
 }
 
 func TestConns(t *testing.T) {
