@@ -82,7 +82,13 @@ func evaluate(rows map[string]loadgen.Result, idleKiB int64, p Params) []Target 
 	}
 	add(fmt.Sprintf("smtp c=%d p99 latency", p.SMTPTargetConns), "ms", "<", ms(smtpP99Limit), roleSMTP,
 		func(r loadgen.Result) (float64, string, bool) {
-			return ms(r.Latency.P99), "disk-bound: one fsync of file and directory per message", true
+			note := "disk-bound: one fsync of file and directory per message"
+			// The disk loop's own p99 in the same minutes tells a slow
+			// disk from a slow server.
+			if d, ok := rows[roleDisk]; ok && d.Latency.P99 > 0 {
+				note += fmt.Sprintf("; the disk loop's own p99 %.1f ms", ms(d.Latency.P99))
+			}
+			return ms(r.Latency.P99), note, true
 		})
 	add("large message: server RSS growth receiving", "MiB", "<", largeGrowthMiB, roleLargeSMTP, growth)
 	add("large message: server RSS growth serving", "MiB", "<", largeGrowthMiB, roleLargePOP3, growth)

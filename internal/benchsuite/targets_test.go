@@ -177,6 +177,24 @@ func TestEvaluateValues(t *testing.T) {
 	}
 }
 
+// TestSMTPLatencyNoteNamesDisk: the latency target quotes the disk loop's
+// own p99, which tells a slow disk from a slow server.
+func TestSMTPLatencyNoteNamesDisk(t *testing.T) {
+	rows := goodRows()
+	d := rows[roleDisk]
+	d.Latency.P99 = 81200 * time.Microsecond
+	rows[roleDisk] = d
+	for _, tg := range evaluate(rows, 20*1024, DefaultParams()) {
+		if tg.Name == "smtp c=20 p99 latency" {
+			if !strings.Contains(tg.Note, "own p99 81.2 ms") {
+				t.Errorf("note %q does not give the disk loop's p99", tg.Note)
+			}
+			return
+		}
+	}
+	t.Fatal("no smtp latency target")
+}
+
 func TestReferences(t *testing.T) {
 	rows := goodRows()
 	rows[roleList] = loadgen.Result{Latency: loadgen.Latency{P50: 80 * time.Millisecond},
