@@ -410,7 +410,8 @@ func (s *Store) Authenticate(ctx context.Context, name, password string) (User, 
 	if ok && s.verified.match(u.Name, stored, pw) {
 		return u, nil
 	}
-	// Exactly one comparison whatever happened above.
+	// Past the cache, exactly one comparison whatever happened above, so a
+	// known and an unknown name cost the same.
 	if err := s.compare(hash, pw); err != nil || !ok {
 		return User{}, ErrAuthFailed
 	}
