@@ -398,7 +398,11 @@ func (s *Store) Authenticate(ctx context.Context, name, password string) (User, 
 	// A password that passed bcrypt against this very hash a short while
 	// ago passes again without it. Only successes are remembered: a wrong
 	// password, or an unknown user, always pays the full comparison below.
-	if ok && s.verified.match(u.Name, stored, pw) {
+	var mac proof
+	if ok {
+		mac = s.verified.proof(u.Name, pw)
+	}
+	if ok && s.verified.match(u.Name, stored, mac) {
 		return u, nil
 	}
 	if err := s.acquire(ctx); err != nil {
@@ -407,7 +411,7 @@ func (s *Store) Authenticate(ctx context.Context, name, password string) (User, 
 	defer s.release()
 	// Logins of one account often come in bursts (a client opening several
 	// connections); those that waited for a slot may find it remembered.
-	if ok && s.verified.match(u.Name, stored, pw) {
+	if ok && s.verified.match(u.Name, stored, mac) {
 		return u, nil
 	}
 	// Past the cache, exactly one comparison whatever happened above, so a
@@ -415,7 +419,7 @@ func (s *Store) Authenticate(ctx context.Context, name, password string) (User, 
 	if err := s.compare(hash, pw); err != nil || !ok {
 		return User{}, ErrAuthFailed
 	}
-	s.verified.remember(u.Name, stored, pw)
+	s.verified.remember(u.Name, stored, mac)
 	return u, nil
 }
 

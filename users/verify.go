@@ -46,7 +46,7 @@ type verifyCache struct {
 
 type verified struct {
 	hash    string // the stored bcrypt hash the password was checked against
-	mac     [sha256.Size]byte
+	mac     proof
 	expires time.Time
 }
 
@@ -58,7 +58,14 @@ func newVerifyCache(ttl time.Duration, size int, now func() time.Time) (*verifyC
 	return c, nil
 }
 
-func (c *verifyCache) sum(name string, pw []byte) (out [sha256.Size]byte) {
+// proof is what an entry holds for name and pw; Authenticate computes it
+// once and hands it to match and remember. Zero when the cache is off.
+type proof [sha256.Size]byte
+
+func (c *verifyCache) proof(name string, pw []byte) (out proof) {
+	if c == nil {
+		return out
+	}
 	h := hmac.New(sha256.New, c.key[:])
 	// The name is bound in as well, with its length first, so one
 	// account's entry can never vouch for another's.
@@ -68,12 +75,12 @@ func (c *verifyCache) sum(name string, pw []byte) (out [sha256.Size]byte) {
 	return out
 }
 
-// match reports whether pw passed bcrypt against hash for name within ttl.
-func (c *verifyCache) match(name, hash string, pw []byte) bool {
+// match reports whether the password behind mac passed bcrypt against
+// hash for name within ttl.
+func (c *verifyCache) match(name, hash string, mac proof) bool {
 	if c == nil {
 		return false
 	}
-	mac := c.sum(name, pw)
 	c.mu.Lock()
 	e, found := c.m[name]
 	c.mu.Unlock()
@@ -83,12 +90,12 @@ func (c *verifyCache) match(name, hash string, pw []byte) bool {
 	return hmac.Equal(e.mac[:], mac[:])
 }
 
-// remember records that pw passed bcrypt against hash for name.
-func (c *verifyCache) remember(name, hash string, pw []byte) {
+// remember records that the password behind mac passed bcrypt against
+// hash for name.
+func (c *verifyCache) remember(name, hash string, mac proof) {
 	if c == nil {
 		return
 	}
-	mac := c.sum(name, pw)
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
