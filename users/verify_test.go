@@ -61,6 +61,20 @@ func (cs *countingStore) login(t *testing.T, name, pw string) (bool, int) {
 	return err == nil, cs.calls
 }
 
+func mustSetPassword(t *testing.T, s *Store, name, pw string) {
+	t.Helper()
+	if err := s.SetPassword(name, pw); err != nil {
+		t.Fatalf("SetPassword(%q): %v", name, err)
+	}
+}
+
+func mustDelete(t *testing.T, s *Store, name string) {
+	t.Helper()
+	if err := s.Delete(name); err != nil {
+		t.Fatalf("Delete(%q): %v", name, err)
+	}
+}
+
 // step is one login of a scripted sequence and what it must give.
 type step struct {
 	do      func(t *testing.T, cs *countingStore) // optional action before the login
@@ -121,30 +135,18 @@ func TestVerifyCache(t *testing.T) {
 		}},
 		{"a password change here forgets the old one", []step{
 			{name: "bob", pw: "right", ok: true, bcrypts: 1},
-			{do: func(t *testing.T, cs *countingStore) {
-				if err := cs.SetPassword("bob", "newer"); err != nil {
-					t.Fatal(err)
-				}
-			}, name: "bob", pw: "right", ok: false, bcrypts: 1},
+			{do: func(t *testing.T, cs *countingStore) { mustSetPassword(t, cs.Store, "bob", "newer") }, name: "bob", pw: "right", ok: false, bcrypts: 1},
 			{name: "bob", pw: "newer", ok: true, bcrypts: 1},
 			{name: "bob", pw: "newer", ok: true, bcrypts: 0},
 		}},
 		{"delete and re-add with the same password checks again", []step{
 			{name: "bob", pw: "right", ok: true, bcrypts: 1},
-			{do: func(t *testing.T, cs *countingStore) {
-				if err := cs.Delete("bob"); err != nil {
-					t.Fatal(err)
-				}
-			}, name: "bob", pw: "right", ok: false, bcrypts: 1},
+			{do: func(t *testing.T, cs *countingStore) { mustDelete(t, cs.Store, "bob") }, name: "bob", pw: "right", ok: false, bcrypts: 1},
 			{do: func(t *testing.T, cs *countingStore) { mustAdd(t, cs.Store, "bob", "right", false) },
 				name: "bob", pw: "right", ok: true, bcrypts: 1},
 		}},
 		{"a password of the maximum length is remembered", []step{
-			{do: func(t *testing.T, cs *countingStore) {
-				if err := cs.SetPassword("bob", long); err != nil {
-					t.Fatal(err)
-				}
-			}, name: "bob", pw: long, ok: true, bcrypts: 1},
+			{do: func(t *testing.T, cs *countingStore) { mustSetPassword(t, cs.Store, "bob", long) }, name: "bob", pw: long, ok: true, bcrypts: 1},
 			{name: "bob", pw: long, ok: true, bcrypts: 0},
 			// One octet more is never a valid password, whatever bcrypt
 			// would say about its first 72.
@@ -172,17 +174,9 @@ func TestVerifyCacheSeesOtherProcess(t *testing.T) {
 	runSteps(t, cs, []step{
 		{name: "bob", pw: "right", ok: true, bcrypts: 1},
 		{name: "bob", pw: "right", ok: true, bcrypts: 0},
-		{do: func(t *testing.T, cs *countingStore) {
-			if err := other.SetPassword("bob", "changed"); err != nil {
-				t.Fatal(err)
-			}
-		}, name: "bob", pw: "right", ok: false, bcrypts: 1},
+		{do: func(t *testing.T, cs *countingStore) { mustSetPassword(t, other, "bob", "changed") }, name: "bob", pw: "right", ok: false, bcrypts: 1},
 		{name: "bob", pw: "changed", ok: true, bcrypts: 1},
-		{do: func(t *testing.T, cs *countingStore) {
-			if err := other.Delete("bob"); err != nil {
-				t.Fatal(err)
-			}
-		}, name: "bob", pw: "changed", ok: false, bcrypts: 1},
+		{do: func(t *testing.T, cs *countingStore) { mustDelete(t, other, "bob") }, name: "bob", pw: "changed", ok: false, bcrypts: 1},
 	})
 }
 
